@@ -10,7 +10,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev libprotoc-dev protobuf-compiler
   libboost-dev libseccomp-dev nlohmann-json3-dev libgtest-dev libgmock-dev liburing-dev
   # guest image: kernel build and initramfs
-  linux-source-6.1 flex bison bc libelf-dev libssl-dev cpio xz-utils kmod
+  linux-source-6.1 flex bison bc libelf-dev libssl-dev cpio xz-utils lz4 kmod
   crun busybox-static e2fsprogs erofs-utils
   # tests and the main job
   qemu-system-x86 containerd runc containernetworking-plugins iproute2 socat curl python3

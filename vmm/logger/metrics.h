@@ -1,9 +1,19 @@
-// Firecracker-style metrics (reference/firecracker-compat.md §6): named groups of
-// counters, written as one JSON object per line. Counters report the delta since
-// the previous flush; stores report their absolute value.
+// Firecracker-style metrics (reference/firecracker-compat.md §6): named groups
+// of counters, written as one JSON object per line:
+//   {"utc_timestamp_ms":...,["id":...,]["properties":{...},]"api_server":{...},"balloon":{...},...}
+// Every group and key of Firecracker's schema is always present (zeros for
+// devices that do not exist), so tools validating the schema
+// (tests/host_tools/fcmetrics.py upstream) accept every line. Counters report
+// the delta since the previous line; stores (startup times, latencies,
+// min_us/max_us) report their absolute value.
 //
-// Code that counts asks once for a Counter& and keeps it: the address is stable
-// for the life of the Metrics object and increments are lock-free.
+// Groups named `block_<drive_id>` and `net_<iface_id>` get the whole block/net
+// key set; `vhost_user_<x>` the vhost-user set. Devices count in their own
+// group and in the aggregate (`block`, `net`) themselves. A name with a dot
+// ("read_agg.min_us") is a key of a nested object.
+//
+// Code that counts asks once for a Counter& and keeps it: the address is
+// stable for the life of the Metrics object and increments are lock-free.
 #pragma once
 
 #include <atomic>
@@ -11,7 +21,9 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "vmm/common/unique_fd.h"
 #include "vmm/vmm_config/vmm_config.h"
@@ -33,32 +45,50 @@ class Metrics {
   enum class Kind { kCounter, kStore };
 
   explicit Metrics(std::string instance_id = "anonymous-instance");
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
+  ~Metrics();
 
-  // Finds or creates `group.name`. Safe from any thread.
+  // Finds or creates `group.name`. For keys of Firecracker's schema the kind
+  // is the schema's; `kind` only applies to keys ember adds. Safe from any thread.
   Counter& counter(const std::string& group, const std::string& name, Kind kind = Kind::kCounter);
 
-  // PUT /metrics or --metrics-path; only once ("Reinitialization of metrics not allowed.").
+  // PUT /metrics or --metrics-path; only once. Throws common::Error
+  // "Reinitialization of metrics not allowed." the second time, and
+  // common::SystemError (errno kept) when metrics_path cannot be opened.
   void configure(const MetricsConfig& config);
   bool configured() const;
+  void set_instance_id(std::string id);
 
-  // One JSON line: {"utc_timestamp_ms":..., [id, properties,] "<group>":{...}, ...}
-  // with counters as deltas since the last call. Advances the delta baseline.
+  // One JSON line (no newline) with counters as deltas since the last call.
+  // Advances the delta baseline.
   std::string serialize();
-  // serialize() and write the line to metrics_path; returns false if not configured.
+  // serialize() and write the line to metrics_path. Returns false if metrics
+  // are not configured or the write failed (counted in logger.missed_metrics_count).
   bool flush();
 
  private:
   struct Entry {
+    std::string name;
     Kind kind;
     std::unique_ptr<Counter> counter;
     uint64_t last_flushed = 0;
   };
+  struct Group {
+    std::string name;
+    std::vector<Entry> entries;
+  };
+
+  void ensure_schema_locked();
+  Group& group_locked(const std::string& name);
+  void serialize_group_locked(Group& group, std::string& out);
 
   mutable std::mutex mutex_;
   std::string instance_id_;
   std::optional<MetricsConfig> config_;
   common::UniqueFd fd_;
-  std::map<std::string, std::map<std::string, Entry>> groups_;
+  std::vector<std::unique_ptr<Group>> groups_;  // serialization order
+  bool schema_ready_ = false;
 };
 
 }  // namespace ember::vmm

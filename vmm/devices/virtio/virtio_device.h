@@ -85,6 +85,11 @@ class VirtioDevice {
   virtual QueueState queue_state(uint16_t index) const = 0;
   // Driver wrote status 0: drop queues and unregister fds from the loop.
   virtual void reset() = 0;
+  // True once the device hit an unrecoverable driver error (a ring it cannot
+  // trust): the transport reports DEVICE_NEEDS_RESET (0x40) in the status
+  // register (virtio 1.2 §2.1.2). The device has already raised a
+  // config-change interrupt.
+  virtual bool needs_reset() const { return false; }
 
   // Every entry into a device holds this lock: transports take it around the
   // calls above, devices take it in their own loop handlers.

@@ -1,0 +1,256 @@
+#include "vmm/devices/virtio/block/block_device.h"
+
+#include <sys/epoll.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace ember::vmm::virtio {
+namespace {
+
+// virtio 1.2 §5.2.4: capacity (le64), size_max (le32), seg_max (le32).
+struct BlockConfigSpace {
+  uint64_t capacity;
+  uint32_t size_max;
+  uint32_t seg_max;
+};
+static_assert(sizeof(BlockConfigSpace) == 16);
+
+uint64_t now_us() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1'000'000 + uint64_t(ts.tv_nsec) / 1000;
+}
+
+}  // namespace
+
+BlockDevice::Counters::Counters(Metrics& m, const std::string& id)
+    : activate_fails(m, "block_" + id, "block", "activate_fails"),
+      cfg_fails(m, "block_" + id, "block", "cfg_fails"),
+      no_avail_buffer(m, "block_" + id, "block", "no_avail_buffer"),
+      event_fails(m, "block_" + id, "block", "event_fails"),
+      execute_fails(m, "block_" + id, "block", "execute_fails"),
+      invalid_reqs_count(m, "block_" + id, "block", "invalid_reqs_count"),
+      flush_count(m, "block_" + id, "block", "flush_count"),
+      queue_event_count(m, "block_" + id, "block", "queue_event_count"),
+      rate_limiter_event_count(m, "block_" + id, "block", "rate_limiter_event_count"),
+      update_count(m, "block_" + id, "block", "update_count"),
+      update_fails(m, "block_" + id, "block", "update_fails"),
+      read_bytes(m, "block_" + id, "block", "read_bytes"),
+      write_bytes(m, "block_" + id, "block", "write_bytes"),
+      read_count(m, "block_" + id, "block", "read_count"),
+      write_count(m, "block_" + id, "block", "write_count"),
+      rate_limiter_throttled_events(m, "block_" + id, "block", "rate_limiter_throttled_events"),
+      io_engine_throttled_events(m, "block_" + id, "block", "io_engine_throttled_events"),
+      remaining_reqs_count(m, "block_" + id, "block", "remaining_reqs_count"),
+      read_agg(m, "block_" + id, "block", "read_agg"),
+      write_agg(m, "block_" + id, "block", "write_agg") {}
+
+BlockDevice::BlockDevice(const DriveConfig& config, Logger& logger, Metrics& metrics)
+    : DeviceBase(logger, "block " + config.drive_id),
+      config_(config),
+      disk_(DiskFile::open(config.drive_id, config.path_on_host.value_or(""), config.is_read_only)),
+      rate_limiter_(config.rate_limiter.value_or(RateLimiterConfig{})),
+      counters_(metrics, config.drive_id) {}
+
+BlockDevice::~BlockDevice() {
+  unwatch_all();
+  flush_on_drop();
+}
+
+void BlockDevice::flush_on_drop() {
+  // Writeback promises the guest nothing survives without FLUSH, but we
+  // still hand the host's page cache to the disk when the drive goes away.
+  if (config_.cache_type == CacheType::kWriteback && !disk_.read_only()) disk_.flush();
+}
+
+uint64_t BlockDevice::available_features() const {
+  uint64_t f = (uint64_t(1) << kFeatureVersion1) | (uint64_t(1) << kFeatureEventIdx) |
+               (uint64_t(1) << kFeatureIndirectDesc) | (uint64_t(1) << kBlockFeatureSegMax);
+  if (config_.cache_type == CacheType::kWriteback) f |= uint64_t(1) << kBlockFeatureFlush;
+  if (config_.is_read_only) f |= uint64_t(1) << kBlockFeatureRo;
+  return f;
+}
+
+uint64_t BlockDevice::capacity_sectors() const { return disk_.sectors(); }
+
+void BlockDevice::read_config(uint64_t offset, std::span<uint8_t> data) const {
+  BlockConfigSpace space{disk_.sectors(), 0, kBlockSegMax};
+  std::fill(data.begin(), data.end(), 0);
+  if (offset >= sizeof space) return;
+  size_t n = std::min<uint64_t>(data.size(), sizeof space - offset);
+  std::memcpy(data.data(), reinterpret_cast<const uint8_t*>(&space) + offset, n);
+}
+
+void BlockDevice::write_config(uint64_t offset, std::span<const uint8_t> data) {
+  // Every field we expose is read-only for the driver (§5.2.4).
+  counters_.cfg_fails.inc();
+  LOG_WARN(logger(), name() + ": ignored write of " + std::to_string(data.size()) + " bytes to read-only config at " +
+                         std::to_string(offset));
+}
+
+void BlockDevice::on_activate() {
+  watch(rate_limiter_.fd(), EPOLLIN, [this](uint32_t) {
+    auto guard = lock();
+    on_rate_limiter_timer();
+  });
+}
+
+void BlockDevice::on_rate_limiter_timer() {
+  counters_.rate_limiter_event_count.inc();
+  if (!rate_limiter_.event_handler()) {
+    counters_.event_fails.inc();
+    return;
+  }
+  if (activated() && !broken()) process_requests();
+}
+
+void BlockDevice::process_queue(uint16_t index) {
+  counters_.queue_event_count.inc();
+  if (index != 0 || !activated() || broken()) {
+    counters_.event_fails.inc();
+    return;
+  }
+  if (rate_limiter_.is_blocked()) return;  // the timer will resume us
+  process_requests();
+}
+
+bool BlockDevice::throttled(const BlockRequest& request) {
+  if (!rate_limiter_.enabled()) return false;
+  if (!rate_limiter_.consume(1, RateLimiter::TokenType::kOps)) return true;
+  if ((request.type == kBlockTypeIn || request.type == kBlockTypeOut) &&
+      !rate_limiter_.consume(request.data_len, RateLimiter::TokenType::kBytes)) {
+    rate_limiter_.manual_replenish(1, RateLimiter::TokenType::kOps);
+    return true;
+  }
+  return false;
+}
+
+void BlockDevice::process_requests() {
+  Queue& q = queue(0);
+  bool any = false;
+  try {
+    for (;;) {
+      q.disable_notifications();
+      while (q.pop(chain_)) {
+        any = true;
+        BlockRequest request = parse_block_request(memory(), chain_, disk_.sectors(), disk_.read_only());
+        if (request.outcome == BlockRequest::Outcome::kExecute && throttled(request)) {
+          q.undo_pop();
+          counters_.rate_limiter_throttled_events.inc();
+          counters_.remaining_reqs_count.inc(q.pending());
+          signal_used(0);
+          return;
+        }
+        q.add_used(chain_.head(), execute(chain_, request));
+      }
+      if (q.broken() || !q.enable_notifications()) break;
+    }
+  } catch (const GuestMemoryError& e) {
+    // Chains are validated when popped; this means memory changed under us.
+    mark_broken(std::string("guest memory access failed: ") + e.what());
+  }
+  if (!any) counters_.no_avail_buffer.inc();
+  signal_used(0);
+}
+
+uint32_t BlockDevice::execute(const DescriptorChain& chain, const BlockRequest& request) {
+  ChainCursor status(memory(), chain.writable());
+  status.skip(chain.writable_len() - 1);
+  auto finish = [&](uint8_t code, uint32_t data_written) {
+    status.write(std::span<const uint8_t>(&code, 1));
+    return data_written + 1;
+  };
+
+  switch (request.outcome) {
+    case BlockRequest::Outcome::kMalformed:
+      counters_.invalid_reqs_count.inc();
+      report_invalid(request.error);
+      return 0;
+    case BlockRequest::Outcome::kFail:
+      if (request.status == kBlockStatusUnsupported) {
+        LOG_DEBUG(logger(), name() + ": " + request.error);
+      } else {
+        counters_.invalid_reqs_count.inc();
+        report_invalid(request.error);
+      }
+      return finish(request.status, 0);
+    case BlockRequest::Outcome::kExecute:
+      break;
+  }
+
+  int err = 0;
+  switch (request.type) {
+    case kBlockTypeIn: {
+      iovecs_.clear();
+      ChainCursor(memory(), chain.writable()).iovecs(request.data_len, iovecs_);
+      uint64_t start = now_us();
+      err = disk_.read_at(iovecs_, request.offset());
+      counters_.read_agg.record(now_us() - start);
+      if (err == 0) {
+        counters_.read_bytes.inc(request.data_len);
+        counters_.read_count.inc();
+        return finish(kBlockStatusOk, request.data_len);
+      }
+      break;
+    }
+    case kBlockTypeOut: {
+      iovecs_.clear();
+      ChainCursor data(memory(), chain.readable());
+      data.skip(kBlockHeaderSize);
+      data.iovecs(request.data_len, iovecs_);
+      uint64_t start = now_us();
+      err = disk_.write_at(iovecs_, request.offset());
+      counters_.write_agg.record(now_us() - start);
+      if (err == 0) {
+        counters_.write_bytes.inc(request.data_len);
+        counters_.write_count.inc();
+        return finish(kBlockStatusOk, 0);
+      }
+      break;
+    }
+    case kBlockTypeFlush:
+      counters_.flush_count.inc();
+      err = disk_.read_only() ? 0 : disk_.flush();
+      if (err == 0) return finish(kBlockStatusOk, 0);
+      break;
+    case kBlockTypeGetId: {
+      ChainCursor(memory(), chain.writable()).write(disk_.id());
+      return finish(kBlockStatusOk, static_cast<uint32_t>(kBlockIdBytes));
+    }
+  }
+  counters_.execute_fails.inc();
+  LOG_ERROR(logger(), name() + ": request type " + std::to_string(request.type) + " at sector " +
+                          std::to_string(request.sector) + " failed: " + common::errno_text(-err));
+  return finish(kBlockStatusIoErr, 0);
+}
+
+void BlockDevice::update(const DriveUpdate& update) {
+  std::optional<DiskFile> replacement;
+  if (update.path_on_host) {
+    try {
+      replacement = DiskFile::open(config_.drive_id, *update.path_on_host, config_.is_read_only);
+    } catch (const common::Error&) {
+      counters_.update_fails.inc();
+      throw;
+    }
+  }
+  if (replacement) {
+    flush_on_drop();
+    disk_ = std::move(*replacement);
+    config_.path_on_host = update.path_on_host;
+  }
+  if (update.rate_limiter) {
+    rate_limiter_.update(*update.rate_limiter);
+    if (!config_.rate_limiter) config_.rate_limiter = RateLimiterConfig{};
+    if (update.rate_limiter->bandwidth) config_.rate_limiter->bandwidth = update.rate_limiter->bandwidth;
+    if (update.rate_limiter->ops) config_.rate_limiter->ops = update.rate_limiter->ops;
+  }
+  counters_.update_count.inc();
+  LOG_INFO(logger(), name() + ": updated" + (replacement ? " backing file to " + disk_.path() : std::string()));
+  // §5.2.4 / §4.2.2: the guest re-reads capacity on a config change.
+  if (replacement && activated()) interrupt().signal_config_change();
+}
+
+}  // namespace ember::vmm::virtio

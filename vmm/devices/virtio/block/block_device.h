@@ -1,0 +1,84 @@
+// virtio-blk (virtio 1.2 §5.2) over a host file, with Firecracker's behaviour
+// (reference/firecracker-compat.md §4): one 256-entry queue, the Sync engine
+// (pread/pwrite/fsync on the device thread), read-only drives, Unsafe or
+// Writeback caching, GET_ID, a token-bucket rate limiter, and post-boot
+// updates of the backing file (PATCH /drives/{id}) announced to the guest by
+// a config-change interrupt.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "vmm/devices/virtio/block/disk_file.h"
+#include "vmm/devices/virtio/block/request.h"
+#include "vmm/devices/virtio/device_base.h"
+#include "vmm/rate_limiter/rate_limiter.h"
+#include "vmm/vmm_config/vmm_config.h"
+
+namespace ember::vmm::virtio {
+
+// virtio 1.2 §5.2.3 feature bits.
+inline constexpr unsigned kBlockFeatureSegMax = 2;
+inline constexpr unsigned kBlockFeatureRo = 5;
+inline constexpr unsigned kBlockFeatureFlush = 9;
+
+// Segments per request we advertise (VIRTIO_BLK_F_SEG_MAX). Without it Linux
+// sends one segment per request, i.e. mostly 4 KiB I/O.
+inline constexpr uint32_t kBlockSegMax = 126;
+
+class BlockDevice : public DeviceBase {
+ public:
+  // Opens config.path_on_host; throws common::Error naming the drive and path.
+  BlockDevice(const DriveConfig& config, Logger& logger, Metrics& metrics);
+  ~BlockDevice() override;
+
+  DeviceType device_type() const override { return DeviceType::kBlock; }
+  uint64_t available_features() const override;
+  std::vector<uint16_t> queue_max_sizes() const override { return {256}; }
+  void read_config(uint64_t offset, std::span<uint8_t> data) const override;
+  void write_config(uint64_t offset, std::span<const uint8_t> data) override;
+  void process_queue(uint16_t index) override;
+
+  // PATCH /drives/{id} after boot; the caller holds lock() (the builder
+  // calls it on the device thread, vmm/builder/virtio_devices.h). A new
+  // path_on_host is opened first (errors leave the drive unchanged), then
+  // swapped in; capacity and ID are recomputed and a config-change interrupt
+  // tells the guest to re-read the capacity. A rate limiter patch follows
+  // PATCH semantics (omitted bucket unchanged, size/refill 0 disables).
+  void update(const DriveUpdate& update);
+
+  const std::string& drive_id() const { return config_.drive_id; }
+  const DriveConfig& config() const { return config_; }
+  uint64_t capacity_sectors() const;
+  int rate_limiter_fd() const { return rate_limiter_.fd(); }
+
+ private:
+  struct Counters {
+    Counters(Metrics& m, const std::string& drive_id);
+    DeviceCounter activate_fails, cfg_fails, no_avail_buffer, event_fails, execute_fails, invalid_reqs_count,
+        flush_count, queue_event_count, rate_limiter_event_count, update_count, update_fails, read_bytes,
+        write_bytes, read_count, write_count, rate_limiter_throttled_events, io_engine_throttled_events,
+        remaining_reqs_count;
+    DeviceLatency read_agg, write_agg;
+  };
+
+  void on_activate() override;
+  void count_invalid() override { counters_.invalid_reqs_count.inc(); }
+  void count_activate_fail() override { counters_.activate_fails.inc(); }
+  void process_requests();
+  // Runs one parsed request; returns the used length (bytes written to the
+  // chain's writable part, status included).
+  uint32_t execute(const DescriptorChain& chain, const BlockRequest& request);
+  bool throttled(const BlockRequest& request);
+  void on_rate_limiter_timer();
+  void flush_on_drop();
+
+  DriveConfig config_;
+  DiskFile disk_;
+  RateLimiter rate_limiter_;
+  Counters counters_;
+  DescriptorChain chain_;       // reused between requests
+  std::vector<iovec> iovecs_;   // reused between requests
+};
+
+}  // namespace ember::vmm::virtio
