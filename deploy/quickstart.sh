@@ -1,19 +1,31 @@
 #!/usr/bin/env bash
-# ember quickstart (the README's main-job command, for now): installs the
-# dependencies, builds the `release` preset and the guest image, then boots
-# the guest under QEMU microvm with a virtio-blk drive and prints its console.
-# Succeeds when the guest prints EMBER-GUEST-READY, lists the drive and shuts
-# down cleanly. (Later this runs a container through containerd instead.)
+# ember quickstart (the README's main-job command): installs the
+# dependencies, builds the `release` preset and the guest image, starts a
+# private containerd (its own root, state, sockets and config in a temporary
+# directory: a system containerd is never touched), imports a busybox image
+# built offline, and runs a container inside an ember microVM:
 #
-# Environment: EMBER_QEMU_ACCEL=kvm to use KVM (default: TCG, which works on
-# any x86_64 host), EMBER_PRESET (default: release).
+#   ctr run --rm --runtime io.containerd.ember.v2 docker.io/library/ember-busybox:latest hello \
+#       sh -c 'echo Hello from $(uname -r) inside an ember microVM'
+#
+# The kernel release it prints is the guest's, not the host's.
+#
+#   deploy/quickstart.sh               the container demo (needs root)
+#   deploy/quickstart.sh --guest-only  boot the bare guest image under QEMU (deploy/guest-boot-demo.sh)
+#
+# Environment: EMBER_PRESET (default release), EMBER_KEEP=1 keeps the
+# temporary directory (logs) for a look afterwards.
 # The first run builds the guest kernel (minutes; cached in ~/.cache/ember).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = "--guest-only" ]; then
+  exec bash deploy/guest-boot-demo.sh
+fi
 preset=${EMBER_PRESET:-release}
-accel=${EMBER_QEMU_ACCEL:-tcg}
 
 step() { echo; echo "==> $*"; }
+die() { echo "quickstart: error: $*" >&2; exit 1; }
+[ "$(id -u)" -eq 0 ] || die "run as root: containerd, snapshots and mounts need it"
 
 step "Installing dependencies (deploy/install-deps.sh)"
 bash deploy/install-deps.sh
@@ -22,44 +34,90 @@ step "Configuring and building the '$preset' preset"
 cmake --preset "$preset" >/dev/null
 cmake --build --preset "$preset"
 
-step "Building the guest image (kernel + initramfs)"
+step "Building the guest image (kernel + initramfs with ember-agent and crun)"
 cmake --build --preset "$preset" --target guest-image
-guest=build/$preset/guest
-ls -l "$guest"
+build=$PWD/build/$preset
+guest=$build/guest
+for f in vmlinux initramfs-agent.cpio; do
+  [ -f "$guest/$f" ] || die "$guest/$f missing after the guest-image build"
+done
+[ -x "$build/shim/containerd-shim-ember-v2" ] || die "$build/shim/containerd-shim-ember-v2 was not built"
 
-step "Booting the guest under QEMU microvm ($accel)"
 work=$(mktemp -d "${TMPDIR:-/tmp}/ember-quickstart.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-truncate -s 16M "$work/disk.raw"
-cmdline="console=ttyS0 reboot=t panic=-1"
-cpu=()
-if [ "$accel" = tcg ]; then
-  # The local APIC timer calibration is slow and unreliable under TCG (see
-  # tests/harness/qemu_guest.cc, which boots the guest the same way).
-  cmdline="$cmdline noapictimer"
-else
-  cpu=(-cpu host)
-fi
-start=$(date +%s%N)
-# acpi=off: QEMU then announces the virtio-mmio devices on the kernel command
-# line, as ember-vmm does. -no-reboot: the guest's reboot ends QEMU.
-timeout 300 qemu-system-x86_64 -M microvm,acpi=off -accel "$accel" "${cpu[@]}" \
-  -nodefaults -no-user-config -nographic -no-reboot \
-  -global virtio-mmio.force-legacy=false -smp 1 -m 256M \
-  -chardev stdio,id=console,signal=off -serial chardev:console \
-  -kernel "$guest/vmlinux" -initrd "$guest/initramfs-smoke.cpio" -append "$cmdline" \
-  -drive id=drive0,file="$work/disk.raw",format=raw,if=none -device virtio-blk-device,drive=drive0 \
-  </dev/null 2>&1 | tr -d '\r' | tee "$work/console.log"
-status=${PIPESTATUS[0]}
-elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+ctr_cmd=(ctr --address "$work/containerd.sock" -n ember)
+containerd_pid=""
+cleanup() {
+  set +e
+  if [ -n "$containerd_pid" ]; then
+    for id in $("${ctr_cmd[@]}" tasks ls -q 2>/dev/null); do
+      "${ctr_cmd[@]}" tasks kill -s SIGKILL "$id" >/dev/null 2>&1
+      "${ctr_cmd[@]}" tasks rm -f "$id" >/dev/null 2>&1
+    done
+    for id in $("${ctr_cmd[@]}" containers ls -q 2>/dev/null); do "${ctr_cmd[@]}" containers rm "$id" >/dev/null 2>&1; done
+    kill "$containerd_pid" 2>/dev/null && wait "$containerd_pid" 2>/dev/null
+  fi
+  grep -o " $work[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null
+  if [ "${EMBER_KEEP:-0}" = 1 ]; then echo "quickstart: kept $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
 
-echo
+step "Starting a private containerd in $work"
+cat > "$work/ember.toml" <<TOML
+# ember runtime configuration (shim/README.md): the guest built above.
+[vm]
+kernel = "$guest/vmlinux"
+initrd = "$guest/initramfs-agent.cpio"
+memory_mib = 256
+[shim]
+debug_log = "$work/shim.log"
+state_dir = "$work/ember-state"
+kvm_check = "$build/vmm/kvm_check/ember-kvm-check"
+TOML
+cat > "$work/config.toml" <<TOML
+version = 2
+root = "$work/root"
+state = "$work/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
+[grpc]
+  address = "$work/containerd.sock"
+[ttrpc]
+  address = "$work/containerd.sock.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$work/opt"
+TOML
+# The shim is found on containerd's PATH (runtime io.containerd.ember.v2 ->
+# containerd-shim-ember-v2).
+PATH="$build/shim:$PATH" containerd --config "$work/config.toml" >"$work/containerd.log" 2>&1 &
+containerd_pid=$!
+for _ in $(seq 100); do
+  "${ctr_cmd[@]}" version >/dev/null 2>&1 && break
+  kill -0 "$containerd_pid" 2>/dev/null || { cat "$work/containerd.log" >&2; die "containerd exited"; }
+  sleep 0.1
+done
+"${ctr_cmd[@]}" version >/dev/null || die "containerd did not come up (log: $work/containerd.log)"
+
+step "Importing busybox (built offline from Debian's busybox-static)"
+python3 deploy/oci-image/build-oci-image.py --out "$work/ember-busybox.tar"
+"${ctr_cmd[@]}" images import "$work/ember-busybox.tar"
+
+step "Running a container in an ember microVM"
+echo "+ ctr run --rm --runtime io.containerd.ember.v2 docker.io/library/ember-busybox:latest hello sh -c 'echo Hello from \$(uname -r) inside an ember microVM'"
+start=$(date +%s%N)
+set +e
+output=$("${ctr_cmd[@]}" run --rm --runtime io.containerd.ember.v2 --runtime-config-path "$work/ember.toml" \
+  docker.io/library/ember-busybox:latest hello sh -c 'echo Hello from $(uname -r) inside an ember microVM' 2>&1)
+status=$?
+set -e
+elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+echo "$output"
 if [ "$status" -ne 0 ]; then
-  echo "quickstart: QEMU exited with status $status" >&2
-  exit 1
+  echo "--- containerd log ---" >&2; tail -20 "$work/containerd.log" >&2
+  echo "--- shim log ---" >&2; tail -40 "$work/shim.log" >&2 || true
+  die "ctr run failed with status $status"
 fi
-grep -q '^EMBER-GUEST-READY ' "$work/console.log" || { echo "quickstart: the guest never printed EMBER-GUEST-READY" >&2; exit 1; }
-grep -q '^EMBER-VIRTIO .*device=0x0002 .*block=vda' "$work/console.log" || { echo "quickstart: the guest did not see its virtio-blk drive" >&2; exit 1; }
-grep -q '^EMBER-GUEST-ERROR' "$work/console.log" && { echo "quickstart: the guest reported errors (above)" >&2; exit 1; }
-echo "quickstart: OK: the ember guest booted, saw its drive and shut down ($elapsed_ms ms, $accel)"
-grep '^EMBER-' "$work/console.log"
+guest_release=$(echo "$output" | sed -n 's/^Hello from \(.*\) inside an ember microVM.*/\1/p' | tr -d '\r')
+[ -n "$guest_release" ] || die "the container did not print its greeting"
+echo
+echo "quickstart: OK in ${elapsed_ms} ms: the container ran on guest kernel $guest_release (host kernel: $(uname -r))"
+[ "$guest_release" != "$(uname -r)" ] || die "the greeting came from the host kernel, not a microVM"

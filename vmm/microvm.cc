@@ -48,7 +48,7 @@ void MicroVm::device_thread_main() {
   for (auto& vcpu : machine_.vcpus) vcpu->join();
   VmExit exit = machine_.exits->get().value_or(VmExit{1, "event loop ended unexpectedly"});
   if (exit.exit_code == 0) {
-    LOG_INFO(logger_, "VM exited: " + exit.reason);
+    LOG_DEBUG(logger_, "VM exited: " + exit.reason);
   } else {
     LOG_ERROR(logger_, "VM exited with code " + std::to_string(exit.exit_code) + ": " + exit.reason);
   }

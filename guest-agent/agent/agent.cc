@@ -25,7 +25,8 @@ void block_agent_signals() {
   sigaddset(&set, SIGCHLD);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
-  if (::pthread_sigmask(SIG_BLOCK, &set, nullptr) != 0) throw common::Error("block agent signals failed");
+  if (::pthread_sigmask(SIG_BLOCK, &set, nullptr) != 0)
+    throw common::Error("block agent signals failed");
   ::signal(SIGPIPE, SIG_IGN);
 }
 
@@ -50,7 +51,8 @@ AgentExit run_agent(const AgentOptions& options, AgentLog& log) {
     if (shutting_down) return;
     shutting_down = true;
     exit.power_off = power_off;
-    log.info("shutting down (" + why + "): removing " + std::to_string(manager.container_count()) + " container(s)");
+    log.info("shutting down (" + why + "): removing " + std::to_string(manager.container_count()) +
+             " container(s)");
     manager.shutdown_all([&](Result<Unit>) {
       // A moment for the Shutdown reply to leave before the server closes.
       stop_timer.arm(std::chrono::milliseconds(100));
@@ -68,7 +70,9 @@ AgentExit run_agent(const AgentOptions& options, AgentLog& log) {
   AgentService service(loop, manager, events, log, hooks);
   server.register_service(service);
 
-  ConnectionRouter router(loop, manager, log, [&server](common::UniqueFd fd) { server.serve_connection(std::move(fd)); });
+  ConnectionRouter router(loop, manager, log, [&server](common::UniqueFd fd) {
+    server.serve_connection(std::move(fd));
+  });
   for (const auto& address : options.listen) {
     router.serve(listen_on(address));
     log.info("listening on " + address);
@@ -87,7 +91,8 @@ AgentExit run_agent(const AgentOptions& options, AgentLog& log) {
     }
   });
 
-  log.info(std::string("ember-agent ") + kAgentVersion + " ready" + (options.pid1 ? " (PID 1)" : " (host mode)"));
+  log.info(std::string("ember-agent ") + kAgentVersion + " ready" +
+           (options.pid1 ? " (PID 1)" : " (host mode)"));
   loop.run();
   loop.remove(signals.get());
   server.shutdown();

@@ -17,7 +17,7 @@ struct AgentOptions {
   std::string root_dir = "/run/ember";   // containers, crun state, sockets
   std::string cgroup_parent = "/ember";  // containers get <parent>/<id>
   std::string crun = "crun";
-  std::vector<std::string> crun_flags;   // extra global crun flags
+  std::vector<std::string> crun_flags;  // extra global crun flags
   bool pid1 = false;
 };
 

@@ -14,7 +14,14 @@
 
 namespace ember::agent {
 
-enum class ErrorKind { kInvalidArgument, kNotFound, kAlreadyExists, kFailedPrecondition, kInternal, kUnavailable };
+enum class ErrorKind {
+  kInvalidArgument,
+  kNotFound,
+  kAlreadyExists,
+  kFailedPrecondition,
+  kInternal,
+  kUnavailable
+};
 
 class AgentError : public common::Error {
  public:

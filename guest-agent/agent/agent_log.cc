@@ -12,17 +12,23 @@ namespace {
 
 std::string_view level_name(AgentLog::Level level) {
   switch (level) {
-    case AgentLog::Level::kDebug: return "debug";
-    case AgentLog::Level::kInfo: return "info";
-    case AgentLog::Level::kWarn: return "warn";
-    case AgentLog::Level::kError: return "error";
+    case AgentLog::Level::kDebug:
+      return "debug";
+    case AgentLog::Level::kInfo:
+      return "info";
+    case AgentLog::Level::kWarn:
+      return "warn";
+    case AgentLog::Level::kError:
+      return "error";
   }
   return "?";
 }
 
 }  // namespace
 
-AgentLog::AgentLog(std::size_t capacity) : ring_(std::max<std::size_t>(capacity, 1), '\0') {}
+AgentLog::AgentLog(std::size_t capacity)
+    : capacity_(std::max<std::size_t>(capacity, 1)),
+      ring_(std::make_unique_for_overwrite<char[]>(capacity_)) {}
 
 void AgentLog::set_console(int fd) {
   std::lock_guard lock(mutex_);
@@ -47,7 +53,8 @@ void AgentLog::write(Level level, std::string_view message) {
   timespec ts{};
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
   char prefix[64];
-  int n = std::snprintf(prefix, sizeof prefix, "[%5ld.%06ld] ember-agent %s: ", static_cast<long>(ts.tv_sec),
+  int n = std::snprintf(prefix, sizeof prefix,
+                        "[%5ld.%06ld] ember-agent %s: ", static_cast<long>(ts.tv_sec),
                         ts.tv_nsec / 1000, std::string(level_name(level)).c_str());
   std::string line(prefix, static_cast<std::size_t>(std::max(n, 0)));
   line.append(message);
@@ -68,30 +75,31 @@ void AgentLog::write(Level level, std::string_view message) {
 }
 
 void AgentLog::append_locked(std::string_view bytes) {
-  const std::size_t cap = ring_.size();
+  const std::size_t cap = capacity_;
   if (bytes.size() > cap) {
     written_ += bytes.size() - cap;
     bytes.remove_prefix(bytes.size() - cap);
   }
   std::size_t pos = written_ % cap;
   std::size_t first = std::min(bytes.size(), cap - pos);
-  std::copy_n(bytes.data(), first, ring_.data() + pos);
-  std::copy_n(bytes.data() + first, bytes.size() - first, ring_.data());
+  std::copy_n(bytes.data(), first, ring_.get() + pos);
+  std::copy_n(bytes.data() + first, bytes.size() - first, ring_.get());
   written_ += bytes.size();
 }
 
 AgentLog::Chunk AgentLog::read(uint64_t offset, std::size_t max_bytes) const {
   std::lock_guard lock(mutex_);
-  const std::size_t cap = ring_.size();
+  const std::size_t cap = capacity_;
   uint64_t oldest = written_ > cap ? written_ - cap : 0;
   Chunk chunk;
   chunk.offset = std::clamp(offset, oldest, written_);
-  std::size_t len = static_cast<std::size_t>(std::min<uint64_t>(written_ - chunk.offset, max_bytes));
+  std::size_t len =
+      static_cast<std::size_t>(std::min<uint64_t>(written_ - chunk.offset, max_bytes));
   chunk.data.resize(len);
   std::size_t pos = chunk.offset % cap;
   std::size_t first = std::min(len, cap - pos);
-  std::copy_n(ring_.data() + pos, first, chunk.data.data());
-  std::copy_n(ring_.data(), len - first, chunk.data.data() + first);
+  std::copy_n(ring_.get() + pos, first, chunk.data.data());
+  std::copy_n(ring_.get(), len - first, chunk.data.data() + first);
   chunk.next_offset = chunk.offset + len;
   return chunk;
 }

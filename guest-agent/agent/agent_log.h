@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -50,8 +51,11 @@ class AgentLog {
   void append_locked(std::string_view bytes);
 
   mutable std::mutex mutex_;
-  std::string ring_;       // capacity bytes, circular
-  uint64_t written_ = 0;   // total bytes ever appended
+  // capacity_ bytes, circular; left uninitialised so untouched pages cost no
+  // guest RAM until the log grows into them.
+  std::size_t capacity_;
+  std::unique_ptr<char[]> ring_;
+  uint64_t written_ = 0;  // total bytes ever appended
   int console_ = -1;
   common::UniqueFd owned_console_;
   Level min_level_ = Level::kInfo;

@@ -13,7 +13,8 @@ TEST(AgentLog, LinesCarryLevelAndMessage) {
   log.info("container c1 created");
   log.debug("hidden below the minimum level");
   auto chunk = log.read(0, 4096);
-  EXPECT_NE(chunk.data.find("ember-agent info: container c1 created\n"), std::string::npos) << chunk.data;
+  EXPECT_NE(chunk.data.find("ember-agent info: container c1 created\n"), std::string::npos)
+      << chunk.data;
   EXPECT_EQ(chunk.data.find("hidden"), std::string::npos);
   EXPECT_EQ(chunk.offset, 0u);
   EXPECT_EQ(chunk.next_offset, chunk.data.size());

@@ -18,12 +18,18 @@ using ttrpc::Code;
 
 Code to_code(ErrorKind kind) {
   switch (kind) {
-    case ErrorKind::kInvalidArgument: return Code::kInvalidArgument;
-    case ErrorKind::kNotFound: return Code::kNotFound;
-    case ErrorKind::kAlreadyExists: return Code::kAlreadyExists;
-    case ErrorKind::kFailedPrecondition: return Code::kFailedPrecondition;
-    case ErrorKind::kInternal: return Code::kInternal;
-    case ErrorKind::kUnavailable: return Code::kUnavailable;
+    case ErrorKind::kInvalidArgument:
+      return Code::kInvalidArgument;
+    case ErrorKind::kNotFound:
+      return Code::kNotFound;
+    case ErrorKind::kAlreadyExists:
+      return Code::kAlreadyExists;
+    case ErrorKind::kFailedPrecondition:
+      return Code::kFailedPrecondition;
+    case ErrorKind::kInternal:
+      return Code::kInternal;
+    case ErrorKind::kUnavailable:
+      return Code::kUnavailable;
   }
   return Code::kUnknown;
 }
@@ -54,13 +60,17 @@ FilesystemSpec to_filesystem(const v1::Filesystem& f) {
   return out;
 }
 
-uint64_t meminfo_bytes(const std::string& key) {
-  std::ifstream in("/proc/meminfo");
-  std::string name, unit;
-  uint64_t kib;
-  while (in >> name >> kib) {
-    std::getline(in, unit);
-    if (name == key + ":") return kib * 1024;
+// "Key:   1234 kB" lines (/proc/meminfo, /proc/self/status) -> bytes.
+uint64_t kib_field_bytes(const std::string& file, const std::string& key) {
+  std::ifstream in(file);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(key + ":", 0) != 0) continue;
+    try {
+      return std::stoull(line.substr(key.size() + 1)) * 1024;
+    } catch (...) {
+      return 0;
+    }
   }
   return 0;
 }
@@ -83,13 +93,14 @@ ttrpc::StatusError to_status_error(std::exception_ptr error) {
   }
 }
 
-AgentService::AgentService(common::EventLoop& loop, ContainerManager& manager, EventQueue& events, AgentLog& log,
-                           Hooks hooks)
+AgentService::AgentService(common::EventLoop& loop, ContainerManager& manager, EventQueue& events,
+                           AgentLog& log, Hooks hooks)
     : loop_(loop), manager_(manager), events_(events), log_(log), hooks_(std::move(hooks)) {}
 
 uint64_t AgentService::uptime_ms() const {
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started_).count());
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::steady_clock::now() - started_)
+                                   .count());
 }
 
 template <class T>
@@ -135,7 +146,8 @@ T AgentService::on_loop(ttrpc::Context& ctx, std::function<void(Done<T>)> op) {
 
 // --- containers -------------------------------------------------------------
 
-v1::CreateContainerResponse AgentService::CreateContainer(ttrpc::Context& ctx, const v1::CreateContainerRequest& req) {
+v1::CreateContainerResponse AgentService::CreateContainer(ttrpc::Context& ctx,
+                                                          const v1::CreateContainerRequest& req) {
   CreateParams params;
   params.container_id = req.container_id();
   params.spec_json = req.spec_json();
@@ -143,15 +155,17 @@ v1::CreateContainerResponse AgentService::CreateContainer(ttrpc::Context& ctx, c
   if (req.rootfs().has_upper()) params.rootfs.upper = to_filesystem(req.rootfs().upper());
   for (const auto& l : req.rootfs().lowers()) params.rootfs.lowers.push_back(to_filesystem(l));
   params.rootfs.readonly = req.rootfs().readonly();
-  uint32_t pid = on_loop<uint32_t>(ctx, [this, params = std::move(params)](Done<uint32_t> done) mutable {
-    manager_.create(std::move(params), std::move(done));
-  });
+  uint32_t pid =
+      on_loop<uint32_t>(ctx, [this, params = std::move(params)](Done<uint32_t> done) mutable {
+        manager_.create(std::move(params), std::move(done));
+      });
   v1::CreateContainerResponse resp;
   resp.set_pid(pid);
   return resp;
 }
 
-v1::ExecProcessResponse AgentService::ExecProcess(ttrpc::Context& ctx, const v1::ExecProcessRequest& req) {
+v1::ExecProcessResponse AgentService::ExecProcess(ttrpc::Context& ctx,
+                                                  const v1::ExecProcessRequest& req) {
   ExecParams params;
   params.container_id = req.container_id();
   params.exec_id = req.exec_id();
@@ -164,26 +178,31 @@ v1::ExecProcessResponse AgentService::ExecProcess(ttrpc::Context& ctx, const v1:
   return {};
 }
 
-v1::StartProcessResponse AgentService::StartProcess(ttrpc::Context& ctx, const v1::StartProcessRequest& req) {
-  uint32_t pid = on_loop<uint32_t>(ctx, [this, id = req.container_id(), eid = req.exec_id()](Done<uint32_t> done) {
-    manager_.start(id, eid, std::move(done));
-  });
+v1::StartProcessResponse AgentService::StartProcess(ttrpc::Context& ctx,
+                                                    const v1::StartProcessRequest& req) {
+  uint32_t pid = on_loop<uint32_t>(
+      ctx, [this, id = req.container_id(), eid = req.exec_id()](Done<uint32_t> done) {
+        manager_.start(id, eid, std::move(done));
+      });
   v1::StartProcessResponse resp;
   resp.set_pid(pid);
   return resp;
 }
 
-v1::SignalProcessResponse AgentService::SignalProcess(ttrpc::Context& ctx, const v1::SignalProcessRequest& req) {
+v1::SignalProcessResponse AgentService::SignalProcess(ttrpc::Context& ctx,
+                                                      const v1::SignalProcessRequest& req) {
   on_loop<Unit>(ctx, [this, req](Done<Unit> done) {
-    manager_.signal(req.container_id(), req.exec_id(), static_cast<int>(req.signal()), req.all(), std::move(done));
+    manager_.signal(req.container_id(), req.exec_id(), static_cast<int>(req.signal()), req.all(),
+                    std::move(done));
   });
   return {};
 }
 
-v1::WaitProcessResponse AgentService::WaitProcess(ttrpc::Context& ctx, const v1::WaitProcessRequest& req) {
-  ExitInfo info = on_loop<ExitInfo>(ctx, [this, id = req.container_id(), eid = req.exec_id()](Done<ExitInfo> done) {
-    manager_.wait(id, eid, std::move(done));
-  });
+v1::WaitProcessResponse AgentService::WaitProcess(ttrpc::Context& ctx,
+                                                  const v1::WaitProcessRequest& req) {
+  ExitInfo info =
+      on_loop<ExitInfo>(ctx, [this, id = req.container_id(), eid = req.exec_id()](
+                                 Done<ExitInfo> done) { manager_.wait(id, eid, std::move(done)); });
   v1::WaitProcessResponse resp;
   resp.set_exit_status(info.exit_status);
   set_timestamp(resp.mutable_exited_at(), info.exited_at);
@@ -191,9 +210,10 @@ v1::WaitProcessResponse AgentService::WaitProcess(ttrpc::Context& ctx, const v1:
   return resp;
 }
 
-v1::ProcessStateResponse AgentService::ProcessState(ttrpc::Context& ctx, const v1::ProcessStateRequest& req) {
-  agent::ProcessState s =
-      on_loop<agent::ProcessState>(ctx, [this, id = req.container_id(), eid = req.exec_id()](Done<agent::ProcessState> done) {
+v1::ProcessStateResponse AgentService::ProcessState(ttrpc::Context& ctx,
+                                                    const v1::ProcessStateRequest& req) {
+  agent::ProcessState s = on_loop<agent::ProcessState>(
+      ctx, [this, id = req.container_id(), eid = req.exec_id()](Done<agent::ProcessState> done) {
         done(manager_.state(id, eid));
       });
   v1::ProcessStateResponse resp;
@@ -208,10 +228,12 @@ v1::ProcessStateResponse AgentService::ProcessState(ttrpc::Context& ctx, const v
   return resp;
 }
 
-v1::DeleteProcessResponse AgentService::DeleteProcess(ttrpc::Context& ctx, const v1::DeleteProcessRequest& req) {
-  ExitInfo info = on_loop<ExitInfo>(ctx, [this, id = req.container_id(), eid = req.exec_id()](Done<ExitInfo> done) {
-    manager_.remove(id, eid, std::move(done));
-  });
+v1::DeleteProcessResponse AgentService::DeleteProcess(ttrpc::Context& ctx,
+                                                      const v1::DeleteProcessRequest& req) {
+  ExitInfo info = on_loop<ExitInfo>(
+      ctx, [this, id = req.container_id(), eid = req.exec_id()](Done<ExitInfo> done) {
+        manager_.remove(id, eid, std::move(done));
+      });
   v1::DeleteProcessResponse resp;
   resp.set_pid(info.pid);
   resp.set_exit_status(info.exit_status);
@@ -219,9 +241,11 @@ v1::DeleteProcessResponse AgentService::DeleteProcess(ttrpc::Context& ctx, const
   return resp;
 }
 
-v1::ResizePtyResponse AgentService::ResizePty(ttrpc::Context& ctx, const v1::ResizePtyRequest& req) {
+v1::ResizePtyResponse AgentService::ResizePty(ttrpc::Context& ctx,
+                                              const v1::ResizePtyRequest& req) {
   if (req.width() == 0 || req.height() == 0 || req.width() > 0xffff || req.height() > 0xffff) {
-    throw_invalid("invalid terminal size " + std::to_string(req.width()) + "x" + std::to_string(req.height()));
+    throw_invalid("invalid terminal size " + std::to_string(req.width()) + "x" +
+                  std::to_string(req.height()));
   }
   on_loop<Unit>(ctx, [this, req](Done<Unit> done) {
     manager_.resize(req.container_id(), req.exec_id(), req.width(), req.height());
@@ -230,7 +254,8 @@ v1::ResizePtyResponse AgentService::ResizePty(ttrpc::Context& ctx, const v1::Res
   return {};
 }
 
-v1::CloseStdinResponse AgentService::CloseStdin(ttrpc::Context& ctx, const v1::CloseStdinRequest& req) {
+v1::CloseStdinResponse AgentService::CloseStdin(ttrpc::Context& ctx,
+                                                const v1::CloseStdinRequest& req) {
   on_loop<Unit>(ctx, [this, id = req.container_id(), eid = req.exec_id()](Done<Unit> done) {
     manager_.close_stdin(id, eid);
     done(Unit{});
@@ -238,14 +263,16 @@ v1::CloseStdinResponse AgentService::CloseStdin(ttrpc::Context& ctx, const v1::C
   return {};
 }
 
-v1::UpdateContainerResponse AgentService::UpdateContainer(ttrpc::Context& ctx, const v1::UpdateContainerRequest& req) {
+v1::UpdateContainerResponse AgentService::UpdateContainer(ttrpc::Context& ctx,
+                                                          const v1::UpdateContainerRequest& req) {
   on_loop<Unit>(ctx, [this, id = req.container_id(), json = req.resources_json()](Done<Unit> done) {
     manager_.update(id, json, std::move(done));
   });
   return {};
 }
 
-v1::ContainerStatsResponse AgentService::ContainerStats(ttrpc::Context& ctx, const v1::ContainerStatsRequest& req) {
+v1::ContainerStatsResponse AgentService::ContainerStats(ttrpc::Context& ctx,
+                                                        const v1::ContainerStatsRequest& req) {
   struct Out {
     CgroupStats stats;
     std::string path;
@@ -282,7 +309,8 @@ v1::ContainerStatsResponse AgentService::ContainerStats(ttrpc::Context& ctx, con
   return resp;
 }
 
-v1::ListProcessesResponse AgentService::ListProcesses(ttrpc::Context& ctx, const v1::ListProcessesRequest& req) {
+v1::ListProcessesResponse AgentService::ListProcesses(ttrpc::Context& ctx,
+                                                      const v1::ListProcessesRequest& req) {
   auto list = on_loop<std::vector<ProcessListEntry>>(
       ctx, [this, id = req.container_id()](Done<std::vector<ProcessListEntry>> done) {
         done(manager_.list_processes(id));
@@ -296,14 +324,16 @@ v1::ListProcessesResponse AgentService::ListProcesses(ttrpc::Context& ctx, const
   return resp;
 }
 
-v1::WaitEventResponse AgentService::WaitEvent(ttrpc::Context& ctx, const v1::WaitEventRequest& req) {
+v1::WaitEventResponse AgentService::WaitEvent(ttrpc::Context& ctx,
+                                              const v1::WaitEventRequest& req) {
   std::optional<std::chrono::steady_clock::time_point> deadline = ctx.deadline();
   if (req.timeout_ms() > 0) {
     auto t = std::chrono::steady_clock::now() + std::chrono::milliseconds(req.timeout_ms());
     if (!deadline || t < *deadline) deadline = t;
   }
   ctx.on_cancel([this] { events_.wake_all(); });
-  auto event = events_.wait_next(req.after_sequence(), deadline, [&ctx] { return ctx.cancelled(); });
+  auto event =
+      events_.wait_next(req.after_sequence(), deadline, [&ctx] { return ctx.cancelled(); });
   v1::WaitEventResponse resp;
   resp.set_oldest_sequence(events_.oldest_sequence());
   if (!event) {
@@ -349,8 +379,10 @@ v1::GuestInfoResponse AgentService::GuestInfo(ttrpc::Context& ctx, const v1::Gue
     resp.set_kernel_release(u.release);
     resp.set_kernel_version(u.version);
   }
-  resp.set_memory_total_bytes(meminfo_bytes("MemTotal"));
-  resp.set_memory_available_bytes(meminfo_bytes("MemAvailable"));
+  resp.set_memory_total_bytes(kib_field_bytes("/proc/meminfo", "MemTotal"));
+  resp.set_memory_available_bytes(kib_field_bytes("/proc/meminfo", "MemAvailable"));
+  resp.set_agent_rss_bytes(kib_field_bytes("/proc/self/status", "VmRSS"));
+  resp.set_agent_anonymous_bytes(kib_field_bytes("/proc/self/smaps_rollup", "Anonymous"));
   resp.set_uptime_ms(uptime_ms());
   resp.set_cpus(static_cast<uint32_t>(std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN))));
   resp.set_cgroup_version(static_cast<uint32_t>(counts.cgroup_version));
@@ -359,8 +391,8 @@ v1::GuestInfoResponse AgentService::GuestInfo(ttrpc::Context& ctx, const v1::Gue
   return resp;
 }
 
-v1::BlockDeviceChangedResponse AgentService::BlockDeviceChanged(ttrpc::Context&,
-                                                                const v1::BlockDeviceChangedRequest& req) {
+v1::BlockDeviceChangedResponse AgentService::BlockDeviceChanged(
+    ttrpc::Context&, const v1::BlockDeviceChangedRequest& req) {
   // Polls on this handler thread: waiting for a device is not container
   // state, and must not hold up the event loop.
   auto timeout = std::chrono::milliseconds(req.timeout_ms() ? req.timeout_ms() : 5000);

@@ -27,25 +27,36 @@ class AgentService : public v1::AgentService {
     bool pid1 = false;
   };
 
-  AgentService(common::EventLoop& loop, ContainerManager& manager, EventQueue& events, AgentLog& log, Hooks hooks);
+  AgentService(common::EventLoop& loop, ContainerManager& manager, EventQueue& events,
+               AgentLog& log, Hooks hooks);
 
-  v1::CreateContainerResponse CreateContainer(ttrpc::Context& ctx, const v1::CreateContainerRequest& req) override;
-  v1::ExecProcessResponse ExecProcess(ttrpc::Context& ctx, const v1::ExecProcessRequest& req) override;
-  v1::StartProcessResponse StartProcess(ttrpc::Context& ctx, const v1::StartProcessRequest& req) override;
-  v1::SignalProcessResponse SignalProcess(ttrpc::Context& ctx, const v1::SignalProcessRequest& req) override;
-  v1::WaitProcessResponse WaitProcess(ttrpc::Context& ctx, const v1::WaitProcessRequest& req) override;
-  v1::ProcessStateResponse ProcessState(ttrpc::Context& ctx, const v1::ProcessStateRequest& req) override;
-  v1::DeleteProcessResponse DeleteProcess(ttrpc::Context& ctx, const v1::DeleteProcessRequest& req) override;
+  v1::CreateContainerResponse CreateContainer(ttrpc::Context& ctx,
+                                              const v1::CreateContainerRequest& req) override;
+  v1::ExecProcessResponse ExecProcess(ttrpc::Context& ctx,
+                                      const v1::ExecProcessRequest& req) override;
+  v1::StartProcessResponse StartProcess(ttrpc::Context& ctx,
+                                        const v1::StartProcessRequest& req) override;
+  v1::SignalProcessResponse SignalProcess(ttrpc::Context& ctx,
+                                          const v1::SignalProcessRequest& req) override;
+  v1::WaitProcessResponse WaitProcess(ttrpc::Context& ctx,
+                                      const v1::WaitProcessRequest& req) override;
+  v1::ProcessStateResponse ProcessState(ttrpc::Context& ctx,
+                                        const v1::ProcessStateRequest& req) override;
+  v1::DeleteProcessResponse DeleteProcess(ttrpc::Context& ctx,
+                                          const v1::DeleteProcessRequest& req) override;
   v1::ResizePtyResponse ResizePty(ttrpc::Context& ctx, const v1::ResizePtyRequest& req) override;
   v1::CloseStdinResponse CloseStdin(ttrpc::Context& ctx, const v1::CloseStdinRequest& req) override;
-  v1::UpdateContainerResponse UpdateContainer(ttrpc::Context& ctx, const v1::UpdateContainerRequest& req) override;
-  v1::ContainerStatsResponse ContainerStats(ttrpc::Context& ctx, const v1::ContainerStatsRequest& req) override;
-  v1::ListProcessesResponse ListProcesses(ttrpc::Context& ctx, const v1::ListProcessesRequest& req) override;
+  v1::UpdateContainerResponse UpdateContainer(ttrpc::Context& ctx,
+                                              const v1::UpdateContainerRequest& req) override;
+  v1::ContainerStatsResponse ContainerStats(ttrpc::Context& ctx,
+                                            const v1::ContainerStatsRequest& req) override;
+  v1::ListProcessesResponse ListProcesses(ttrpc::Context& ctx,
+                                          const v1::ListProcessesRequest& req) override;
   v1::WaitEventResponse WaitEvent(ttrpc::Context& ctx, const v1::WaitEventRequest& req) override;
   v1::PingResponse Ping(ttrpc::Context& ctx, const v1::PingRequest& req) override;
   v1::GuestInfoResponse GuestInfo(ttrpc::Context& ctx, const v1::GuestInfoRequest& req) override;
-  v1::BlockDeviceChangedResponse BlockDeviceChanged(ttrpc::Context& ctx,
-                                                    const v1::BlockDeviceChangedRequest& req) override;
+  v1::BlockDeviceChangedResponse BlockDeviceChanged(
+      ttrpc::Context& ctx, const v1::BlockDeviceChangedRequest& req) override;
   v1::ShutdownResponse Shutdown(ttrpc::Context& ctx, const v1::ShutdownRequest& req) override;
   v1::ReadLogResponse ReadLog(ttrpc::Context& ctx, const v1::ReadLogRequest& req) override;
 

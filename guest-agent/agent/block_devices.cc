@@ -28,7 +28,8 @@ std::string read_trimmed(const std::string& path) {
 
 }  // namespace
 
-std::string resolve_block_device(const std::string& device, const std::string& serial, const std::string& sys_block) {
+std::string resolve_block_device(const std::string& device, const std::string& serial,
+                                 const std::string& sys_block) {
   if (serial.empty()) {
     if (device.empty()) throw common::Error("filesystem has neither a device nor a serial");
     return device;
@@ -65,7 +66,7 @@ uint64_t block_device_size(const std::string& device) {
 }
 
 void flush_block_device(const std::string& device) {
-  struct stat st{};
+  struct stat st {};
   if (::stat(device.c_str(), &st) < 0 || !S_ISBLK(st.st_mode)) return;
   common::UniqueFd fd(::open(device.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
   if (!fd) common::throw_errno("open " + device);
@@ -73,11 +74,12 @@ void flush_block_device(const std::string& device) {
   if (::ioctl(fd.get(), BLKFLSBUF, 0) < 0) common::throw_errno("flush cached blocks of " + device);
 }
 
-uint64_t wait_for_block_device(const std::string& device, uint64_t expected, std::chrono::milliseconds timeout) {
+uint64_t wait_for_block_device(const std::string& device, uint64_t expected,
+                               std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   std::string last = "it does not exist";
   for (;;) {
-    struct stat st{};
+    struct stat st {};
     if (::stat(device.c_str(), &st) == 0) {
       if (!S_ISBLK(st.st_mode)) throw common::Error(device + " is not a block device");
       try {
@@ -90,7 +92,8 @@ uint64_t wait_for_block_device(const std::string& device, uint64_t expected, std
     }
     if (std::chrono::steady_clock::now() >= deadline) {
       throw common::Error("wait for block device " + device +
-                          (expected ? " of " + std::to_string(expected) + " bytes" : std::string(" to have a size")) +
+                          (expected ? " of " + std::to_string(expected) + " bytes"
+                                    : std::string(" to have a size")) +
                           ": timed out after " + std::to_string(timeout.count()) + " ms, " + last);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));

@@ -26,6 +26,7 @@ void flush_block_device(const std::string& device);
 
 // Polls until the device exists and has `expected` bytes (0: any non-zero
 // size). Returns the size; throws on timeout, naming what was seen.
-uint64_t wait_for_block_device(const std::string& device, uint64_t expected, std::chrono::milliseconds timeout);
+uint64_t wait_for_block_device(const std::string& device, uint64_t expected,
+                               std::chrono::milliseconds timeout);
 
 }  // namespace ember::agent

@@ -79,7 +79,8 @@ bool remove_cgroup_dir(const std::string& dir) {
   if (!d) return errno == ENOENT;
   bool ok = true;
   while (dirent* e = ::readdir(d)) {
-    if (e->d_type == DT_DIR && e->d_name[0] != '.') ok = remove_cgroup_dir(dir + "/" + e->d_name) && ok;
+    if (e->d_type == DT_DIR && e->d_name[0] != '.')
+      ok = remove_cgroup_dir(dir + "/" + e->d_name) && ok;
   }
   ::closedir(d);
   return (::rmdir(dir.c_str()) == 0 || errno == ENOENT) && ok;
@@ -197,14 +198,16 @@ CgroupStats Cgroups::stats(const std::string& path) const {
 
 uint64_t Cgroups::oom_kills(const std::string& path) const {
   if (version_ == 2) return get(read_keyed(dir(path) + "/memory.events"), "oom_kill");
-  if (version_ == 1) return get(read_keyed(dir(path, "memory") + "/memory.oom_control"), "oom_kill");
+  if (version_ == 1)
+    return get(read_keyed(dir(path, "memory") + "/memory.oom_control"), "oom_kill");
   return 0;
 }
 
 std::vector<pid_t> Cgroups::pids(const std::string& path) const {
   std::vector<pid_t> out;
   // v1: the pids (or memory) hierarchy has every process of the container.
-  std::string d = version_ == 2 ? dir(path) : dir(path, v1_mounts_.count("pids") ? "pids" : "memory");
+  std::string d =
+      version_ == 2 ? dir(path) : dir(path, v1_mounts_.count("pids") ? "pids" : "memory");
   if (!d.empty()) collect_pids(d, out);
   return out;
 }
@@ -231,7 +234,8 @@ common::UniqueFd Cgroups::oom_notifier(const std::string& path) const {
     std::string events = dir(path) + "/memory.events";
     common::UniqueFd fd(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
     if (!fd) common::throw_errno("inotify_init1 for " + events);
-    if (::inotify_add_watch(fd.get(), events.c_str(), IN_MODIFY) < 0) common::throw_errno("watch " + events);
+    if (::inotify_add_watch(fd.get(), events.c_str(), IN_MODIFY) < 0)
+      common::throw_errno("watch " + events);
     return fd;
   }
   if (version_ != 1) throw common::Error("no memory cgroup to watch for OOM kills");
@@ -242,7 +246,8 @@ common::UniqueFd Cgroups::oom_notifier(const std::string& path) const {
   if (!efd) common::throw_errno("eventfd for " + mem);
   common::UniqueFd control(::open((mem + "/memory.oom_control").c_str(), O_RDONLY | O_CLOEXEC));
   if (!control) common::throw_errno("open " + mem + "/memory.oom_control");
-  common::UniqueFd event_control(::open((mem + "/cgroup.event_control").c_str(), O_WRONLY | O_CLOEXEC));
+  common::UniqueFd event_control(
+      ::open((mem + "/cgroup.event_control").c_str(), O_WRONLY | O_CLOEXEC));
   if (!event_control) common::throw_errno("open " + mem + "/cgroup.event_control");
   std::string line = std::to_string(efd.get()) + " " + std::to_string(control.get());
   if (::write(event_control.get(), line.data(), line.size()) < 0) {

@@ -59,8 +59,8 @@ class Cgroups {
 
  private:
   int version_ = 0;
-  std::string unified_;                               // v2 mount point
-  std::map<std::string, std::string> v1_mounts_;      // controller -> mount point
+  std::string unified_;                           // v2 mount point
+  std::map<std::string, std::string> v1_mounts_;  // controller -> mount point
 };
 
 }  // namespace ember::agent

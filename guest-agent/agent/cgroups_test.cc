@@ -27,11 +27,14 @@ class CgroupsTest : public ::testing::Test {
 
 TEST_F(CgroupsTest, DetectsV2AndReadsItsFiles) {
   fs::path unified = root_ / "unified";
-  write(root_ / "mountinfo", "30 1 0:26 / " + unified.string() + " rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n");
+  write(root_ / "mountinfo",
+        "30 1 0:26 / " + unified.string() + " rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n");
   auto cg = Cgroups::detect((root_ / "mountinfo").string());
   ASSERT_EQ(cg.version(), 2);
   fs::path c = unified / "ember" / "c1";
-  write(c / "cpu.stat", "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\nnr_periods 3\nnr_throttled 1\nthrottled_usec 7\n");
+  write(c / "cpu.stat",
+        "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\nnr_periods 3\nnr_throttled "
+        "1\nthrottled_usec 7\n");
   write(c / "memory.current", "4096000\n");
   write(c / "memory.max", "max\n");
   write(c / "memory.events", "low 0\nhigh 0\nmax 4\noom 2\noom_kill 2\n");
@@ -75,8 +78,10 @@ TEST_F(CgroupsTest, DetectsV1PerControllerMountsAndReadsThem) {
   write(root_ / "cpu" / "ember/c1/cpu.stat", "nr_periods 4\nnr_throttled 2\nthrottled_time 9000\n");
   write(root_ / "memory" / "ember/c1/memory.usage_in_bytes", "8192\n");
   write(root_ / "memory" / "ember/c1/memory.limit_in_bytes", "16777216\n");
-  write(root_ / "memory" / "ember/c1/memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n");
-  write(root_ / "memory" / "ember/c1/memory.stat", "cache 10\nrss 20\ntotal_cache 100\ntotal_rss 200\ntotal_inactive_file 50\n");
+  write(root_ / "memory" / "ember/c1/memory.oom_control",
+        "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n");
+  write(root_ / "memory" / "ember/c1/memory.stat",
+        "cache 10\nrss 20\ntotal_cache 100\ntotal_rss 200\ntotal_inactive_file 50\n");
   write(root_ / "pids" / "ember/c1/pids.current", "2\n");
   write(root_ / "pids" / "ember/c1/pids.max", "64\n");
   auto s = cg.stats(path);

@@ -17,7 +17,10 @@ namespace ember::agent {
 namespace {
 
 constexpr std::size_t kMaxPreamble = 512;
-constexpr std::chrono::seconds kFirstWordTimeout{10};
+// Connections that have not said what they are yet. A client may connect
+// well before its first call, so there is no time limit; past this many the
+// oldest is closed.
+constexpr std::size_t kMaxPending = 64;
 
 void send_line(int fd, const std::string& line) {
   // A fresh socket's send buffer always has room for one short line.
@@ -31,12 +34,14 @@ common::UniqueFd listen_on(const std::string& address) {
     std::string path = address.substr(5);
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
-    if (path.empty() || path.size() >= sizeof addr.sun_path) throw common::Error("bad unix socket path " + path);
+    if (path.empty() || path.size() >= sizeof addr.sun_path)
+      throw common::Error("bad unix socket path " + path);
     std::memcpy(addr.sun_path, path.c_str(), path.size());
     common::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     if (!fd) common::throw_errno("socket for " + address);
     ::unlink(path.c_str());
-    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) common::throw_errno("bind " + path);
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0)
+      common::throw_errno("bind " + path);
     ::chmod(path.c_str(), 0600);
     if (::listen(fd.get(), 64) < 0) common::throw_errno("listen on " + path);
     return fd;
@@ -59,13 +64,15 @@ common::UniqueFd listen_on(const std::string& address) {
     if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
       common::throw_errno("bind vsock port " + std::to_string(port));
     }
-    if (::listen(fd.get(), 64) < 0) common::throw_errno("listen on vsock port " + std::to_string(port));
+    if (::listen(fd.get(), 64) < 0)
+      common::throw_errno("listen on vsock port " + std::to_string(port));
     return fd;
   }
   throw common::Error("bad listen address \"" + address + "\": use unix:PATH or vsock[:PORT]");
 }
 
-ConnectionRouter::ConnectionRouter(common::EventLoop& loop, ContainerManager& manager, AgentLog& log, TtrpcSink ttrpc)
+ConnectionRouter::ConnectionRouter(common::EventLoop& loop, ContainerManager& manager,
+                                   AgentLog& log, TtrpcSink ttrpc)
     : loop_(loop), manager_(manager), log_(log), ttrpc_(std::move(ttrpc)) {}
 
 ConnectionRouter::~ConnectionRouter() {
@@ -90,14 +97,14 @@ void ConnectionRouter::on_accept(int listener) {
     uint64_t key = next_key_++;
     auto p = std::make_unique<Pending>();
     p->fd = std::move(conn);
-    p->watch = std::make_unique<FdWatch>(loop_, p->fd.get(), [this, key](uint32_t) { on_readable(key); });
-    p->timer = std::make_unique<LoopTimer>(loop_, [this, key] {
-      log_.warn("connection closed: nothing received within 10 s");
-      drop(key);
-    });
-    p->timer->arm(std::chrono::duration_cast<std::chrono::milliseconds>(kFirstWordTimeout));
+    p->watch =
+        std::make_unique<FdWatch>(loop_, p->fd.get(), [this, key](uint32_t) { on_readable(key); });
     p->watch->set(EPOLLIN);
     pending_[key] = std::move(p);
+    if (pending_.size() > kMaxPending) {
+      log_.warn("too many silent connections: closing the oldest");
+      drop(pending_.begin()->first);
+    }
   }
 }
 
@@ -128,7 +135,8 @@ void ConnectionRouter::on_readable(uint64_t key) {
       return;
     }
     if (first != static_cast<unsigned char>(kStreamMagic[0])) {
-      log_.warn("connection closed: neither ttrpc nor a stream preamble (first byte " + std::to_string(first) + ")");
+      log_.warn("connection closed: neither ttrpc nor a stream preamble (first byte " +
+                std::to_string(first) + ")");
       return drop(key);
     }
   }
@@ -154,7 +162,8 @@ void ConnectionRouter::route_stream(uint64_t key, Pending& p) {
   const std::string& line = p.line;
   try {
     StreamPreamble pre = parse_stream_preamble(line);
-    manager_.attach_stream(pre.container_id, pre.exec_id, pre.kind, p.fd, [](int conn) { send_line(conn, "OK\n"); });
+    manager_.attach_stream(pre.container_id, pre.exec_id, pre.kind, p.fd,
+                           [](int conn) { send_line(conn, "OK\n"); });
     log_.debug("stream attached: " + line);
   } catch (const std::exception& e) {
     log_.warn("stream rejected (" + line + "): " + e.what());

@@ -4,7 +4,8 @@
 // to the ttrpc server; a stdio stream starts with its preamble line
 //   EMBER-STREAM 1 <container_id> <exec_id or "-"> <stdin|stdout|stderr>\n
 // is answered "OK\n" or "ERROR <message>\n", and is handed to the
-// ContainerManager. A connection that says nothing within 10 s is closed.
+// ContainerManager. Of the connections that have not said anything yet, at
+// most 64 are kept (the oldest goes first).
 #pragma once
 
 #include <functional>
@@ -15,9 +16,8 @@
 
 #include "guest-agent/agent/agent_log.h"
 #include "guest-agent/agent/container_manager.h"
-#include "guest-agent/agent/loop_timer.h"
-#include "guest-agent/agent/stream_preamble.h"
 #include "guest-agent/agent/stdio_pump.h"
+#include "guest-agent/agent/stream_preamble.h"
 #include "vmm/common/event_loop.h"
 #include "vmm/common/unique_fd.h"
 
@@ -32,7 +32,8 @@ common::UniqueFd listen_on(const std::string& address);
 class ConnectionRouter {
  public:
   using TtrpcSink = std::function<void(common::UniqueFd)>;
-  ConnectionRouter(common::EventLoop& loop, ContainerManager& manager, AgentLog& log, TtrpcSink ttrpc);
+  ConnectionRouter(common::EventLoop& loop, ContainerManager& manager, AgentLog& log,
+                   TtrpcSink ttrpc);
   ~ConnectionRouter();
   ConnectionRouter(const ConnectionRouter&) = delete;
   ConnectionRouter& operator=(const ConnectionRouter&) = delete;
@@ -44,7 +45,6 @@ class ConnectionRouter {
   struct Pending {
     common::UniqueFd fd;
     std::unique_ptr<FdWatch> watch;
-    std::unique_ptr<LoopTimer> timer;
     std::string line;
   };
   void on_accept(int listener);

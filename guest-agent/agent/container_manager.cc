@@ -70,6 +70,7 @@ struct ContainerManager::Container {
   common::UniqueFd oom_fd;
   std::unique_ptr<FdWatch> oom_watch;
   uint64_t oom_reported = 0;  // oom_kill count already turned into events
+  bool creating = false;      // crun create is running
   bool created = false;       // crun create succeeded
   bool deleting = false;
 };
@@ -109,12 +110,14 @@ std::pair<common::UniqueFd, common::UniqueFd> make_pipe() {
 common::UniqueFd listen_unix_socket(const std::string& path) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) throw common::Error("console socket path too long: " + path);
+  if (path.size() >= sizeof addr.sun_path)
+    throw common::Error("console socket path too long: " + path);
   std::memcpy(addr.sun_path, path.c_str(), path.size());
   common::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd) common::throw_errno("socket for " + path);
   ::unlink(path.c_str());
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) common::throw_errno("bind " + path);
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0)
+    common::throw_errno("bind " + path);
   if (::listen(fd.get(), 1) < 0) common::throw_errno("listen on " + path);
   return fd;
 }
@@ -136,7 +139,8 @@ common::UniqueFd receive_fd(int listener, const std::string& path) {
   }
   if (n < 0) common::throw_errno("receive the pty from crun on " + path);
   for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+        c->cmsg_len >= CMSG_LEN(sizeof(int))) {
       int fd;
       std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
       return common::UniqueFd(fd);
@@ -159,7 +163,7 @@ common::UniqueFd dup_fd(int fd) {
 }
 
 bool path_exists(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   return ::stat(path.c_str(), &st) == 0;
 }
 
@@ -173,7 +177,8 @@ void fail(Done<T>& done, ErrorKind kind, const std::string& message) {
 void validate_id(const std::string& id, const std::string& what) {
   bool ok = !id.empty() && id.size() <= 128 && id[0] != '.' && id[0] != '-';
   for (char ch : id) {
-    if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '.' || ch == '-')) ok = false;
+    if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '.' || ch == '-'))
+      ok = false;
   }
   if (!ok) {
     throw AgentError(ErrorKind::kInvalidArgument,
@@ -189,8 +194,8 @@ uint32_t exit_status_from_wait(int wait_status) {
 
 // ---------------------------------------------------------------------------
 
-ContainerManager::ContainerManager(common::EventLoop& loop, Reaper& reaper, AgentLog& log, Cgroups cgroups,
-                                   EventQueue& events, Config config)
+ContainerManager::ContainerManager(common::EventLoop& loop, Reaper& reaper, AgentLog& log,
+                                   Cgroups cgroups, EventQueue& events, Config config)
     : loop_(loop),
       reaper_(reaper),
       log_(log),
@@ -227,7 +232,8 @@ ContainerManager::Container* ContainerManager::lookup_container(const std::strin
   return it == containers_.end() ? nullptr : it->second.get();
 }
 
-ContainerManager::Process* ContainerManager::lookup_process(const std::string& id, const std::string& exec_id) const {
+ContainerManager::Process* ContainerManager::lookup_process(const std::string& id,
+                                                            const std::string& exec_id) const {
   Container* c = lookup_container(id);
   if (!c) return nullptr;
   if (exec_id.empty()) return c->init.get();
@@ -241,7 +247,8 @@ ContainerManager::Container& ContainerManager::find_container(const std::string&
   return *c;
 }
 
-ContainerManager::Process& ContainerManager::find_process(const std::string& id, const std::string& exec_id) const {
+ContainerManager::Process& ContainerManager::find_process(const std::string& id,
+                                                          const std::string& exec_id) const {
   find_container(id);
   Process* p = lookup_process(id, exec_id);
   if (!p) throw AgentError(ErrorKind::kNotFound, code_text(id, exec_id) + " not found");
@@ -251,7 +258,8 @@ ContainerManager::Process& ContainerManager::find_process(const std::string& id,
 std::optional<std::string> ContainerManager::sandbox_namespace(const std::string& sandbox_id,
                                                                const std::string& type) const {
   static const std::map<std::string, std::string> kProcName = {
-      {"ipc", "ipc"}, {"uts", "uts"}, {"pid", "pid"}, {"mount", "mnt"}, {"user", "user"}, {"cgroup", "cgroup"}};
+      {"ipc", "ipc"},   {"uts", "uts"},   {"pid", "pid"},
+      {"mount", "mnt"}, {"user", "user"}, {"cgroup", "cgroup"}};
   auto name = kProcName.find(type);
   if (name == kProcName.end()) return std::nullopt;
   Container* s = lookup_container(sandbox_id);
@@ -275,8 +283,8 @@ void ContainerManager::prepare_stdio(Container& c, Process& p) {
   make_pumps(c, p, std::move(in), std::move(out), std::move(err));
 }
 
-void ContainerManager::make_pumps(Container& c, Process& p, common::UniqueFd in, common::UniqueFd out,
-                                  common::UniqueFd err) {
+void ContainerManager::make_pumps(Container& c, Process& p, common::UniqueFd in,
+                                  common::UniqueFd out, common::UniqueFd err) {
   std::string id = c.id, eid = p.exec_id;
   auto on_done = [this, id, eid] { on_output_done(id, eid); };
   if (in) {
@@ -284,10 +292,13 @@ void ContainerManager::make_pumps(Container& c, Process& p, common::UniqueFd in,
     if (p.pending_stdin) p.stdin_pump->attach(std::move(p.pending_stdin));
   }
   if (out) {
-    p.stdout_pump = std::make_unique<OutputPump>(loop_, std::move(out), p.stdio.terminal, config_.timing, on_done);
+    p.stdout_pump = std::make_unique<OutputPump>(loop_, std::move(out), p.stdio.terminal,
+                                                 config_.timing, on_done);
     if (p.pending_stdout) p.stdout_pump->attach(std::move(p.pending_stdout));
   }
-  if (err) p.stderr_pump = std::make_unique<OutputPump>(loop_, std::move(err), false, config_.timing, on_done);
+  if (err)
+    p.stderr_pump =
+        std::make_unique<OutputPump>(loop_, std::move(err), false, config_.timing, on_done);
 }
 
 void ContainerManager::receive_console(Container& c, Process& p) {
@@ -302,18 +313,22 @@ void ContainerManager::receive_console(Container& c, Process& p) {
   make_pumps(c, p, std::move(in), std::move(out), {});
 }
 
-void ContainerManager::attach_stream(const std::string& id, const std::string& exec_id, StreamKind kind,
-                                     common::UniqueFd& conn, const std::function<void(int)>& accepted) {
+void ContainerManager::attach_stream(const std::string& id, const std::string& exec_id,
+                                     StreamKind kind, common::UniqueFd& conn,
+                                     const std::function<void(int)>& accepted) {
   Process& p = find_process(id, exec_id);
   std::string what = code_text(id, exec_id);
   if (p.released) throw AgentError(ErrorKind::kFailedPrecondition, what + " has already exited");
   auto busy = [&](const char* name) {
-    return AgentError(ErrorKind::kAlreadyExists, std::string(name) + " of " + what + " is already attached or closed");
+    return AgentError(ErrorKind::kAlreadyExists,
+                      std::string(name) + " of " + what + " is already attached or closed");
   };
   switch (kind) {
     case StreamKind::kStdin:
-      if (!p.stdio.want_stdin) throw AgentError(ErrorKind::kFailedPrecondition, what + " was created without stdin");
-      if (p.stdin_pump ? (p.stdin_pump->attached() || p.stdin_pump->closed()) : p.pending_stdin.valid()) {
+      if (!p.stdio.want_stdin)
+        throw AgentError(ErrorKind::kFailedPrecondition, what + " was created without stdin");
+      if (p.stdin_pump ? (p.stdin_pump->attached() || p.stdin_pump->closed())
+                       : p.pending_stdin.valid()) {
         throw busy("stdin");
       }
       if (p.reaped) throw AgentError(ErrorKind::kFailedPrecondition, what + " has already exited");
@@ -325,8 +340,10 @@ void ContainerManager::attach_stream(const std::string& id, const std::string& e
       }
       return;
     case StreamKind::kStdout:
-      if (!p.stdio.want_stdout) throw AgentError(ErrorKind::kFailedPrecondition, what + " was created without stdout");
-      if (p.stdout_pump ? (p.stdout_pump->attached() || p.stdout_pump->done()) : p.pending_stdout.valid()) {
+      if (!p.stdio.want_stdout)
+        throw AgentError(ErrorKind::kFailedPrecondition, what + " was created without stdout");
+      if (p.stdout_pump ? (p.stdout_pump->attached() || p.stdout_pump->done())
+                        : p.pending_stdout.valid()) {
         throw busy("stdout");
       }
       accepted(conn.get());
@@ -340,7 +357,8 @@ void ContainerManager::attach_stream(const std::string& id, const std::string& e
       if (!p.stdio.want_stderr || p.stdio.terminal) {
         throw AgentError(ErrorKind::kFailedPrecondition, what + " has no separate stderr");
       }
-      if (!p.stderr_pump || p.stderr_pump->attached() || p.stderr_pump->done()) throw busy("stderr");
+      if (!p.stderr_pump || p.stderr_pump->attached() || p.stderr_pump->done())
+        throw busy("stderr");
       accepted(conn.get());
       p.stderr_pump->attach(std::move(conn));
       return;
@@ -352,9 +370,11 @@ void ContainerManager::attach_stream(const std::string& id, const std::string& e
 void ContainerManager::create(CreateParams params, Done<uint32_t> done) {
   const std::string id = params.container_id;
   validate_id(id, "container id");
-  if (containers_.count(id)) throw AgentError(ErrorKind::kAlreadyExists, "container " + id + " already exists");
+  if (containers_.count(id))
+    throw AgentError(ErrorKind::kAlreadyExists, "container " + id + " already exists");
   if (params.stdio.terminal && params.stdio.want_stderr) {
-    throw AgentError(ErrorKind::kInvalidArgument, "container " + id + ": a terminal has no separate stderr");
+    throw AgentError(ErrorKind::kInvalidArgument,
+                     "container " + id + ": a terminal has no separate stderr");
   }
 
   auto owned = std::make_unique<Container>();
@@ -367,11 +387,13 @@ void ContainerManager::create(CreateParams params, Done<uint32_t> done) {
 
   // A bundle left behind by an earlier agent run: start afresh.
   if (path_exists(c.dir) && !remove_tree(c.dir)) {
-    throw AgentError(ErrorKind::kInternal, "container " + id + ": stale bundle " + c.dir + " cannot be removed");
+    throw AgentError(ErrorKind::kInternal,
+                     "container " + id + ": stale bundle " + c.dir + " cannot be removed");
   }
   make_dirs(c.dir);
   containers_[id] = std::move(owned);
 
+  c.creating = true;
   uint64_t since = reaper_.mark();
   try {
     c.rootfs = RootfsMount::mount(params.rootfs, c.dir + "/mnt", c.dir + "/rootfs");
@@ -393,7 +415,9 @@ void ContainerManager::create(CreateParams params, Done<uint32_t> done) {
     } catch (...) {
     }
     if (!sandbox_id.empty() && sandbox_id != id) {
-      o.sandbox_namespace = [this, sandbox_id](const std::string& type) { return sandbox_namespace(sandbox_id, type); };
+      o.sandbox_namespace = [this, sandbox_id](const std::string& type) {
+        return sandbox_namespace(sandbox_id, type);
+      };
     }
     AdaptedSpec adapted;
     try {
@@ -405,7 +429,8 @@ void ContainerManager::create(CreateParams params, Done<uint32_t> done) {
     write_file(c.dir + "/config.json", adapted.spec.dump());
 
     prepare_stdio(c, *c.init);
-    std::vector<std::string> args = {"create", "--bundle", c.dir, "--pid-file", c.dir + "/init.pid"};
+    std::vector<std::string> args = {"create", "--bundle", c.dir, "--pid-file",
+                                     c.dir + "/init.pid"};
     if (params.stdio.terminal) args.push_back("--console-socket=" + c.init->console_path);
     args.push_back(id);
     crun_.run(args, {c.init->child_in.get(), c.init->child_out.get(), c.init->child_err.get()},
@@ -427,7 +452,12 @@ void ContainerManager::create(CreateParams params, Done<uint32_t> done) {
 void ContainerManager::finish_create(const std::string& id, Crun::Result result, uint64_t since,
                                      Done<uint32_t> done) {
   Container* c = lookup_container(id);
-  if (!c) return fail(done, ErrorKind::kNotFound, "container " + id + " went away during create");
+  if (!c) {
+    // Removed meanwhile (shutdown): take back what crun just made.
+    if (result.ok()) crun_.run({"delete", "--force", id}, {}, [](Crun::Result) {});
+    return fail(done, ErrorKind::kNotFound, "container " + id + " went away during create");
+  }
+  c->creating = false;
   Process& p = *c->init;
   try {
     if (!result.ok()) throw AgentError(ErrorKind::kInternal, result.describe("crun create " + id));
@@ -442,7 +472,8 @@ void ContainerManager::finish_create(const std::string& id, Crun::Result result,
     auto finish = [this, id, error, done]() mutable {
       if (Container* c2 = lookup_container(id)) {
         std::string errors = cleanup(*c2);
-        if (!errors.empty()) log_.warn("container " + id + ": cleanup after failed create: " + errors);
+        if (!errors.empty())
+          log_.warn("container " + id + ": cleanup after failed create: " + errors);
         containers_.erase(id);
       }
       done(Result<uint32_t>::failure(error));
@@ -461,7 +492,8 @@ void ContainerManager::finish_create(const std::string& id, Crun::Result result,
 
 void ContainerManager::watch_exit(Container& c, Process& p, uint64_t since) {
   std::string id = c.id, eid = p.exec_id;
-  reaper_.watch(p.pid, [this, id, eid](int status) { on_reaped(id, eid, status); }, since);
+  reaper_.watch(
+      p.pid, [this, id, eid](int status) { on_reaped(id, eid, status); }, since);
 }
 
 void ContainerManager::start_oom_watch(Container& c) {
@@ -469,7 +501,8 @@ void ContainerManager::start_oom_watch(Container& c) {
   try {
     c.oom_fd = cgroups_.oom_notifier(c.cgroup_path);
   } catch (const std::exception& e) {
-    log_.warn("container " + c.id + ": no OOM notifications (" + e.what() + "); OOM kills are still seen at exit");
+    log_.warn("container " + c.id + ": no OOM notifications (" + e.what() +
+              "); OOM kills are still seen at exit");
     return;
   }
   std::string id = c.id;
@@ -490,24 +523,27 @@ void ContainerManager::check_oom(Container& c) {
   e.kind = AgentEvent::Kind::kOom;
   e.container_id = c.id;
   uint64_t seq = events_.push(e);
-  log_.info("container " + c.id + ": OOM kill (event " + std::to_string(seq) + ", " + std::to_string(kills) +
-            " in total)");
+  log_.info("container " + c.id + ": OOM kill (event " + std::to_string(seq) + ", " +
+            std::to_string(kills) + " in total)");
 }
 
 // --- start / exec -----------------------------------------------------------
 
-void ContainerManager::start(const std::string& id, const std::string& exec_id, Done<uint32_t> done) {
+void ContainerManager::start(const std::string& id, const std::string& exec_id,
+                             Done<uint32_t> done) {
   Container& c = find_container(id);
   Process& p = find_process(id, exec_id);
   std::string what = code_text(id, exec_id);
   if (p.status != ProcessStatus::kCreated || p.starting || p.reaped || !c.created) {
-    throw AgentError(ErrorKind::kFailedPrecondition, what + " cannot be started: it is not in the created state");
+    throw AgentError(ErrorKind::kFailedPrecondition,
+                     what + " cannot be started: it is not in the created state");
   }
   p.starting = true;
   if (exec_id.empty()) {
     crun_.run({"start", id}, {}, [this, id, done](Crun::Result result) mutable {
       Process* p2 = lookup_process(id, "");
-      if (!p2) return fail(done, ErrorKind::kNotFound, "container " + id + " went away during start");
+      if (!p2)
+        return fail(done, ErrorKind::kNotFound, "container " + id + " went away during start");
       p2->starting = false;
       if (!result.ok()) {
         return fail(done, ErrorKind::kInternal, result.describe("crun start " + id));
@@ -521,7 +557,8 @@ void ContainerManager::start(const std::string& id, const std::string& exec_id, 
 
   if (!c.init || c.init->reaped || c.init->status != ProcessStatus::kRunning) {
     p.starting = false;
-    throw AgentError(ErrorKind::kFailedPrecondition, what + " cannot be started: the container is not running");
+    throw AgentError(ErrorKind::kFailedPrecondition,
+                     what + " cannot be started: the container is not running");
   }
   uint64_t since = reaper_.mark();
   try {
@@ -530,21 +567,23 @@ void ContainerManager::start(const std::string& id, const std::string& exec_id, 
       // crun 1.8 does not apply process.consoleSize to exec processes: take
       // the pty the moment crun hands it over and size it, which is nearly
       // always before the new process looks at it.
-      p.console_watch = std::make_unique<FdWatch>(loop_, p.console_listener.get(), [this, id, exec_id](uint32_t) {
-        Container* c2 = lookup_container(id);
-        Process* p2 = lookup_process(id, exec_id);
-        if (!c2 || !p2 || !p2->console_listener) return;
-        try {
-          receive_console(*c2, *p2);
-        } catch (const std::exception& e) {
-          log_.debug(code_text(id, exec_id) + ": early pty hand-over: " + e.what());
-        }
-      });
+      p.console_watch =
+          std::make_unique<FdWatch>(loop_, p.console_listener.get(), [this, id, exec_id](uint32_t) {
+            Container* c2 = lookup_container(id);
+            Process* p2 = lookup_process(id, exec_id);
+            if (!c2 || !p2 || !p2->console_listener) return;
+            try {
+              receive_console(*c2, *p2);
+            } catch (const std::exception& e) {
+              log_.debug(code_text(id, exec_id) + ": early pty hand-over: " + e.what());
+            }
+          });
       p.console_watch->set(EPOLLIN);
     }
     std::string pid_file = c.dir + "/exec-" + exec_id + ".pid";
     ::unlink(pid_file.c_str());
-    std::vector<std::string> args = {"exec", "--detach", "--pid-file", pid_file, "--process", p.spec_path};
+    std::vector<std::string> args = {"exec",   "--detach",  "--pid-file",
+                                     pid_file, "--process", p.spec_path};
     if (p.stdio.terminal) args.push_back("--console-socket=" + p.console_path);
     args.push_back(id);
     crun_.run(args, {p.child_in.get(), p.child_out.get(), p.child_err.get()},
@@ -560,14 +599,16 @@ void ContainerManager::start(const std::string& id, const std::string& exec_id, 
   p.child_err.reset();
 }
 
-void ContainerManager::finish_exec_start(const std::string& id, const std::string& exec_id, Crun::Result result,
-                                         uint64_t since, Done<uint32_t> done) {
+void ContainerManager::finish_exec_start(const std::string& id, const std::string& exec_id,
+                                         Crun::Result result, uint64_t since, Done<uint32_t> done) {
   Container* c = lookup_container(id);
   Process* p = lookup_process(id, exec_id);
-  if (!c || !p) return fail(done, ErrorKind::kNotFound, code_text(id, exec_id) + " went away during start");
+  if (!c || !p)
+    return fail(done, ErrorKind::kNotFound, code_text(id, exec_id) + " went away during start");
   p->starting = false;
   try {
-    if (!result.ok()) throw AgentError(ErrorKind::kInternal, result.describe("crun exec " + exec_id + " in " + id));
+    if (!result.ok())
+      throw AgentError(ErrorKind::kInternal, result.describe("crun exec " + exec_id + " in " + id));
     p->pid = read_pid_file(c->dir + "/exec-" + exec_id + ".pid");
     p->oom_kills_at_start = c->oom_reported;
     if (p->status == ProcessStatus::kCreated) p->status = ProcessStatus::kRunning;
@@ -611,7 +652,8 @@ void ContainerManager::exec(ExecParams params) {
     throw AgentError(ErrorKind::kFailedPrecondition, "container " + id + " is not running");
   }
   if (params.stdio.terminal && params.stdio.want_stderr) {
-    throw AgentError(ErrorKind::kInvalidArgument, code_text(id, params.exec_id) + ": a terminal has no separate stderr");
+    throw AgentError(ErrorKind::kInvalidArgument,
+                     code_text(id, params.exec_id) + ": a terminal has no separate stderr");
   }
   SpecAdaptOptions o;
   o.terminal = params.stdio.terminal;
@@ -639,7 +681,8 @@ void ContainerManager::exec(ExecParams params) {
 
 // --- exits ------------------------------------------------------------------
 
-void ContainerManager::on_reaped(const std::string& id, const std::string& exec_id, int wait_status) {
+void ContainerManager::on_reaped(const std::string& id, const std::string& exec_id,
+                                 int wait_status) {
   Container* c = lookup_container(id);
   Process* p = lookup_process(id, exec_id);
   if (!c || !p) return;
@@ -685,7 +728,8 @@ void ContainerManager::try_release(Container& c, Process& p) {
   for (auto& w : waiters) w(info);
 }
 
-void ContainerManager::wait(const std::string& id, const std::string& exec_id, Done<ExitInfo> done) {
+void ContainerManager::wait(const std::string& id, const std::string& exec_id,
+                            Done<ExitInfo> done) {
   Process& p = find_process(id, exec_id);
   if (p.released) return done(p.exit_info());
   p.waiters.push_back(std::move(done));
@@ -700,9 +744,7 @@ ProcessState ContainerManager::state(const std::string& id, const std::string& e
   s.pid = static_cast<uint32_t>(p.pid);
   // Reaped but still draining output counts as running: the host must not
   // see STOPPED before the last byte.
-  s.status = p.released ? ProcessStatus::kStopped
-             : p.reaped ? ProcessStatus::kRunning
-                        : p.status;
+  s.status = p.released ? ProcessStatus::kStopped : p.reaped ? ProcessStatus::kRunning : p.status;
   s.terminal = p.stdio.terminal;
   s.exit_status = p.released ? p.exit_status : 0;
   s.exited_at = p.exited_at;
@@ -716,24 +758,29 @@ void ContainerManager::signal(const std::string& id, const std::string& exec_id,
                               Done<Unit> done) {
   Process& p = find_process(id, exec_id);
   std::string what = code_text(id, exec_id);
-  if (sig <= 0 || sig >= NSIG) throw AgentError(ErrorKind::kInvalidArgument, "invalid signal " + std::to_string(sig));
+  if (sig <= 0 || sig >= NSIG)
+    throw AgentError(ErrorKind::kInvalidArgument, "invalid signal " + std::to_string(sig));
   if (all && !exec_id.empty()) {
-    throw AgentError(ErrorKind::kInvalidArgument, "signal to all processes needs the init process (exec id \"\")");
+    throw AgentError(ErrorKind::kInvalidArgument,
+                     "signal to all processes needs the init process (exec id \"\")");
   }
   if (all) {
     // Every process in the container's cgroup, including the ones that
     // outlive the init (no pid namespace of their own).
-    crun_.run({"kill", "--all", id, std::to_string(sig)}, {}, [this, id, sig, done](Crun::Result result) mutable {
-      if (!result.ok()) {
-        Process* p2 = lookup_process(id, "");
-        if (!p2 || p2->reaped) {
-          return fail(done, ErrorKind::kNotFound, "container " + id + ": process already finished");
-        }
-        return fail(done, ErrorKind::kInternal, result.describe("crun kill --all " + id));
-      }
-      log_.info("container " + id + ": signal " + std::to_string(sig) + " sent to all processes");
-      done(Unit{});
-    });
+    crun_.run({"kill", "--all", id, std::to_string(sig)}, {},
+              [this, id, sig, done](Crun::Result result) mutable {
+                if (!result.ok()) {
+                  Process* p2 = lookup_process(id, "");
+                  if (!p2 || p2->reaped) {
+                    return fail(done, ErrorKind::kNotFound,
+                                "container " + id + ": process already finished");
+                  }
+                  return fail(done, ErrorKind::kInternal, result.describe("crun kill --all " + id));
+                }
+                log_.info("container " + id + ": signal " + std::to_string(sig) +
+                          " sent to all processes");
+                done(Unit{});
+              });
     return;
   }
   if (p.reaped) throw AgentError(ErrorKind::kNotFound, what + ": process already finished");
@@ -747,7 +794,8 @@ void ContainerManager::signal(const std::string& id, const std::string& exec_id,
   done(Unit{});
 }
 
-void ContainerManager::resize(const std::string& id, const std::string& exec_id, uint32_t width, uint32_t height) {
+void ContainerManager::resize(const std::string& id, const std::string& exec_id, uint32_t width,
+                              uint32_t height) {
   Process& p = find_process(id, exec_id);
   if (!p.stdio.terminal) return;  // containerd's shims ignore it too
   if (!p.pty_master) {
@@ -772,7 +820,8 @@ void ContainerManager::close_stdin(const std::string& id, const std::string& exe
 
 // --- update / stats / ps ----------------------------------------------------
 
-void ContainerManager::update(const std::string& id, const std::string& resources_json, Done<Unit> done) {
+void ContainerManager::update(const std::string& id, const std::string& resources_json,
+                              Done<Unit> done) {
   Container& c = find_container(id);
   try {
     auto j = nlohmann::json::parse(resources_json);
@@ -782,18 +831,22 @@ void ContainerManager::update(const std::string& id, const std::string& resource
   }
   std::string path = c.dir + "/resources.json";
   write_file(path, resources_json);
-  crun_.run({"update", "--resources=" + path, id}, {}, [this, id, done](Crun::Result result) mutable {
-    if (!result.ok()) return fail(done, ErrorKind::kInternal, result.describe("crun update " + id));
-    log_.info("container " + id + ": resources updated");
-    done(Unit{});
-  });
+  crun_.run({"update", "--resources=" + path, id}, {},
+            [this, id, done](Crun::Result result) mutable {
+              if (!result.ok())
+                return fail(done, ErrorKind::kInternal, result.describe("crun update " + id));
+              log_.info("container " + id + ": resources updated");
+              done(Unit{});
+            });
 }
 
 CgroupStats ContainerManager::stats(const std::string& id) const {
   return cgroups_.stats(find_container(id).cgroup_path);
 }
 
-std::string ContainerManager::cgroup_path(const std::string& id) const { return find_container(id).cgroup_path; }
+std::string ContainerManager::cgroup_path(const std::string& id) const {
+  return find_container(id).cgroup_path;
+}
 
 std::vector<ProcessListEntry> ContainerManager::list_processes(const std::string& id) const {
   Container& c = find_container(id);
@@ -844,7 +897,8 @@ std::string ContainerManager::cleanup(Container& c) {
   return errors;
 }
 
-void ContainerManager::remove(const std::string& id, const std::string& exec_id, Done<ExitInfo> done) {
+void ContainerManager::remove(const std::string& id, const std::string& exec_id,
+                              Done<ExitInfo> done) {
   Container& c = find_container(id);
   Process& p = find_process(id, exec_id);
   std::string what = code_text(id, exec_id);
@@ -861,7 +915,10 @@ void ContainerManager::remove(const std::string& id, const std::string& exec_id,
     done(info);
     return;
   }
-  if (!p.reaped && !never_started) throw AgentError(ErrorKind::kFailedPrecondition, what + " is still running");
+  if (c.creating)
+    throw AgentError(ErrorKind::kFailedPrecondition, what + " is still being created");
+  if (!p.reaped && !never_started)
+    throw AgentError(ErrorKind::kFailedPrecondition, what + " is still running");
   c.deleting = true;
   auto finish = [this, id, done](Crun::Result result) mutable {
     Container* c2 = lookup_container(id);

@@ -89,8 +89,8 @@ class ContainerManager {
     OutputPump::Timing timing;
   };
 
-  ContainerManager(common::EventLoop& loop, Reaper& reaper, AgentLog& log, Cgroups cgroups, EventQueue& events,
-                   Config config);
+  ContainerManager(common::EventLoop& loop, Reaper& reaper, AgentLog& log, Cgroups cgroups,
+                   EventQueue& events, Config config);
   ~ContainerManager();
   ContainerManager(const ContainerManager&) = delete;
   ContainerManager& operator=(const ContainerManager&) = delete;
@@ -100,7 +100,8 @@ class ContainerManager {
   void create(CreateParams params, Done<uint32_t> done);
   void exec(ExecParams params);
   void start(const std::string& id, const std::string& exec_id, Done<uint32_t> done);
-  void signal(const std::string& id, const std::string& exec_id, int signal, bool all, Done<Unit> done);
+  void signal(const std::string& id, const std::string& exec_id, int signal, bool all,
+              Done<Unit> done);
   void wait(const std::string& id, const std::string& exec_id, Done<ExitInfo> done);
   ProcessState state(const std::string& id, const std::string& exec_id) const;
   void remove(const std::string& id, const std::string& exec_id, Done<ExitInfo> done);
@@ -113,8 +114,8 @@ class ContainerManager {
   // A host stream connection (the preamble was already read). Validates,
   // calls accepted(fd) (to send "OK") and only then takes `conn`; on error
   // it throws and leaves `conn` with the caller.
-  void attach_stream(const std::string& id, const std::string& exec_id, StreamKind kind, common::UniqueFd& conn,
-                     const std::function<void(int)>& accepted);
+  void attach_stream(const std::string& id, const std::string& exec_id, StreamKind kind,
+                     common::UniqueFd& conn, const std::function<void(int)>& accepted);
   // Kills and deletes every container (guest shutdown).
   void shutdown_all(Done<Unit> done);
 
@@ -134,7 +135,8 @@ class ContainerManager {
   void prepare_stdio(Container& c, Process& p);
   // After crun sent the pty master over the console socket.
   void receive_console(Container& c, Process& p);
-  void make_pumps(Container& c, Process& p, common::UniqueFd in, common::UniqueFd out, common::UniqueFd err);
+  void make_pumps(Container& c, Process& p, common::UniqueFd in, common::UniqueFd out,
+                  common::UniqueFd err);
   void watch_exit(Container& c, Process& p, uint64_t since);
   void on_reaped(const std::string& id, const std::string& exec_id, int wait_status);
   void on_output_done(const std::string& id, const std::string& exec_id);
@@ -143,10 +145,12 @@ class ContainerManager {
   void start_oom_watch(Container& c);
   // Undoes create: unmounts, removes the bundle and cgroup. Returns errors.
   std::string cleanup(Container& c);
-  void finish_create(const std::string& id, Crun::Result result, uint64_t since, Done<uint32_t> done);
-  void finish_exec_start(const std::string& id, const std::string& exec_id, Crun::Result result, uint64_t since,
-                         Done<uint32_t> done);
-  std::optional<std::string> sandbox_namespace(const std::string& sandbox_id, const std::string& type) const;
+  void finish_create(const std::string& id, Crun::Result result, uint64_t since,
+                     Done<uint32_t> done);
+  void finish_exec_start(const std::string& id, const std::string& exec_id, Crun::Result result,
+                         uint64_t since, Done<uint32_t> done);
+  std::optional<std::string> sandbox_namespace(const std::string& sandbox_id,
+                                               const std::string& type) const;
 
   common::EventLoop& loop_;
   Reaper& reaper_;

@@ -15,9 +15,9 @@ uint64_t EventQueue::push(AgentEvent event) {
   return seq;
 }
 
-std::optional<AgentEvent> EventQueue::wait_next(uint64_t after,
-                                                std::optional<std::chrono::steady_clock::time_point> deadline,
-                                                const std::function<bool()>& cancelled) {
+std::optional<AgentEvent> EventQueue::wait_next(
+    uint64_t after, std::optional<std::chrono::steady_clock::time_point> deadline,
+    const std::function<bool()>& cancelled) {
   std::unique_lock lock(mutex_);
   for (;;) {
     for (const auto& e : events_) {

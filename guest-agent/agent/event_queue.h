@@ -37,7 +37,8 @@ class EventQueue {
   // The first event with sequence > after, waiting until `deadline` (nullopt:
   // forever) or until cancelled() turns true (checked whenever wake_all() is
   // called, e.g. from a ttrpc cancel callback).
-  std::optional<AgentEvent> wait_next(uint64_t after, std::optional<std::chrono::steady_clock::time_point> deadline,
+  std::optional<AgentEvent> wait_next(uint64_t after,
+                                      std::optional<std::chrono::steady_clock::time_point> deadline,
                                       const std::function<bool()>& cancelled);
   void wake_all();
 

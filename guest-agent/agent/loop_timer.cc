@@ -10,7 +10,9 @@
 namespace ember::agent {
 
 LoopTimer::LoopTimer(common::EventLoop& loop, std::function<void()> on_fire)
-    : loop_(loop), fd_(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)), on_fire_(std::move(on_fire)) {
+    : loop_(loop),
+      fd_(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)),
+      on_fire_(std::move(on_fire)) {
   if (!fd_) common::throw_errno("timerfd_create");
   loop_.add(fd_.get(), EPOLLIN, [this](uint32_t) {
     uint64_t expirations = 0;

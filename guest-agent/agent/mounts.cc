@@ -19,18 +19,30 @@ namespace ember::agent {
 MountOptions parse_mount_options(const std::vector<std::string>& options) {
   // Flags that set a bit, and those that clear one (the mount(8) defaults).
   static const std::map<std::string, std::pair<unsigned long, bool>> kFlags = {
-      {"ro", {MS_RDONLY, true}},          {"rw", {MS_RDONLY, false}},
-      {"nosuid", {MS_NOSUID, true}},      {"suid", {MS_NOSUID, false}},
-      {"nodev", {MS_NODEV, true}},        {"dev", {MS_NODEV, false}},
-      {"noexec", {MS_NOEXEC, true}},      {"exec", {MS_NOEXEC, false}},
-      {"sync", {MS_SYNCHRONOUS, true}},   {"async", {MS_SYNCHRONOUS, false}},
-      {"dirsync", {MS_DIRSYNC, true}},    {"remount", {MS_REMOUNT, true}},
-      {"mand", {MS_MANDLOCK, true}},      {"nomand", {MS_MANDLOCK, false}},
-      {"noatime", {MS_NOATIME, true}},    {"atime", {MS_NOATIME, false}},
-      {"nodiratime", {MS_NODIRATIME, true}}, {"diratime", {MS_NODIRATIME, false}},
-      {"relatime", {MS_RELATIME, true}},  {"norelatime", {MS_RELATIME, false}},
-      {"strictatime", {MS_STRICTATIME, true}}, {"silent", {MS_SILENT, true}},
-      {"loud", {MS_SILENT, false}},       {"defaults", {0, true}},
+      {"ro", {MS_RDONLY, true}},
+      {"rw", {MS_RDONLY, false}},
+      {"nosuid", {MS_NOSUID, true}},
+      {"suid", {MS_NOSUID, false}},
+      {"nodev", {MS_NODEV, true}},
+      {"dev", {MS_NODEV, false}},
+      {"noexec", {MS_NOEXEC, true}},
+      {"exec", {MS_NOEXEC, false}},
+      {"sync", {MS_SYNCHRONOUS, true}},
+      {"async", {MS_SYNCHRONOUS, false}},
+      {"dirsync", {MS_DIRSYNC, true}},
+      {"remount", {MS_REMOUNT, true}},
+      {"mand", {MS_MANDLOCK, true}},
+      {"nomand", {MS_MANDLOCK, false}},
+      {"noatime", {MS_NOATIME, true}},
+      {"atime", {MS_NOATIME, false}},
+      {"nodiratime", {MS_NODIRATIME, true}},
+      {"diratime", {MS_NODIRATIME, false}},
+      {"relatime", {MS_RELATIME, true}},
+      {"norelatime", {MS_RELATIME, false}},
+      {"strictatime", {MS_STRICTATIME, true}},
+      {"silent", {MS_SILENT, true}},
+      {"loud", {MS_SILENT, false}},
+      {"defaults", {0, true}},
   };
   MountOptions out;
   for (const auto& opt : options) {
@@ -42,8 +54,8 @@ MountOptions parse_mount_options(const std::vector<std::string>& options) {
     }
     // Propagation flags belong to a separate mount(2) call; container rootfs
     // mounts are private to the agent anyway.
-    if (opt == "private" || opt == "rprivate" || opt == "shared" || opt == "rshared" || opt == "slave" ||
-        opt == "rslave" || opt == "unbindable" || opt == "runbindable") {
+    if (opt == "private" || opt == "rprivate" || opt == "shared" || opt == "rshared" ||
+        opt == "slave" || opt == "rslave" || opt == "unbindable" || opt == "runbindable") {
       continue;
     }
     auto it = kFlags.find(opt);
@@ -90,12 +102,12 @@ void MountPoint::unmount() {
   throw common::SystemError(err, "unmount " + target);
 }
 
-MountPoint mount_or_throw(const std::string& source, const std::string& target, const std::string& fstype,
-                          unsigned long flags, const std::string& data) {
+MountPoint mount_or_throw(const std::string& source, const std::string& target,
+                          const std::string& fstype, unsigned long flags, const std::string& data) {
   if (::mount(source.c_str(), target.c_str(), fstype.empty() ? nullptr : fstype.c_str(), flags,
               data.empty() ? nullptr : data.c_str()) < 0) {
-    common::throw_errno("mount " + (fstype.empty() ? std::string("bind") : fstype) + " " + source + " on " +
-                        target + (data.empty() ? "" : " (" + data + ")"));
+    common::throw_errno("mount " + (fstype.empty() ? std::string("bind") : fstype) + " " + source +
+                        " on " + target + (data.empty() ? "" : " (" + data + ")"));
   }
   return MountPoint(target);
 }
@@ -118,10 +130,12 @@ LoopDevice attach_loop_device(const std::string& image, bool read_only) {
     loop_config config{};
     config.fd = static_cast<uint32_t>(backing.get());
     config.info.lo_flags = LO_FLAGS_AUTOCLEAR | (read_only ? LO_FLAGS_READ_ONLY : 0);
-    std::strncpy(reinterpret_cast<char*>(config.info.lo_file_name), image.c_str(), LO_NAME_SIZE - 1);
+    std::strncpy(reinterpret_cast<char*>(config.info.lo_file_name), image.c_str(),
+                 LO_NAME_SIZE - 1);
     if (::ioctl(dev.get(), LOOP_CONFIGURE, &config) == 0) return {path, std::move(dev)};
     if (errno == EBUSY) continue;
-    if (errno != EINVAL && errno != ENOTTY) common::throw_errno("configure " + path + " for " + image);
+    if (errno != EINVAL && errno != ENOTTY)
+      common::throw_errno("configure " + path + " for " + image);
 
     // Kernels before 5.8 have no LOOP_CONFIGURE.
     if (::ioctl(dev.get(), LOOP_SET_FD, backing.get()) < 0) {
@@ -145,7 +159,8 @@ void make_dirs(const std::string& path) {
     pos = path.find('/', pos + 1);
     partial = path.substr(0, pos);
     if (partial.empty()) continue;
-    if (::mkdir(partial.c_str(), 0755) < 0 && errno != EEXIST) common::throw_errno("create directory " + partial);
+    if (::mkdir(partial.c_str(), 0755) < 0 && errno != EEXIST)
+      common::throw_errno("create directory " + partial);
   }
 }
 
@@ -157,7 +172,7 @@ bool remove_below(int dir_fd, dev_t dev) {
   bool ok = true;
   while (dirent* e = ::readdir(dir)) {
     if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
-    struct stat st{};
+    struct stat st {};
     if (::fstatat(dir_fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
       ok = false;
       continue;
@@ -167,7 +182,8 @@ bool remove_below(int dir_fd, dev_t dev) {
         ok = false;
         continue;
       }
-      common::UniqueFd child(::openat(dir_fd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      common::UniqueFd child(
+          ::openat(dir_fd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
       if (!child || !remove_below(child.get(), dev)) ok = false;
       if (::unlinkat(dir_fd, e->d_name, AT_REMOVEDIR) < 0) ok = false;
     } else if (::unlinkat(dir_fd, e->d_name, 0) < 0) {
@@ -181,7 +197,7 @@ bool remove_below(int dir_fd, dev_t dev) {
 }  // namespace
 
 bool remove_tree(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   if (::lstat(path.c_str(), &st) < 0) return errno == ENOENT;
   if (!S_ISDIR(st.st_mode)) return ::unlink(path.c_str()) == 0;
   common::UniqueFd dir(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));

@@ -48,8 +48,8 @@ class MountPoint {
 
 // mount(2) with an error that names everything: `mount ext4 /dev/vdb on
 // /run/ember/c1/rootfs: Invalid argument`. Returns the owning MountPoint.
-MountPoint mount_or_throw(const std::string& source, const std::string& target, const std::string& fstype,
-                          unsigned long flags, const std::string& data);
+MountPoint mount_or_throw(const std::string& source, const std::string& target,
+                          const std::string& fstype, unsigned long flags, const std::string& data);
 
 // Attaches `image` to a free loop device (LOOP_CONFIGURE, autoclear: the
 // device detaches itself at the last unmount). Keep the returned fd open

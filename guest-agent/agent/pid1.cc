@@ -22,8 +22,8 @@
 namespace ember::agent::pid1 {
 namespace {
 
-void try_mount(AgentLog& log, const char* source, const char* target, const char* fstype, unsigned long flags,
-               const char* data) {
+void try_mount(AgentLog& log, const char* source, const char* target, const char* fstype,
+               unsigned long flags, const char* data) {
   ::mkdir(target, 0755);
   if (::mount(source, target, fstype, flags, data) == 0) return;
   if (errno == EBUSY) return;  // already there (e.g. CONFIG_DEVTMPFS_MOUNT)
@@ -75,7 +75,7 @@ void leave_initramfs(AgentLog& log) {
     std::string name = e->d_name;
     if (name == "." || name == ".." || "/" + name == kNewRoot) continue;
     std::string from = "/" + name, to = std::string(kNewRoot) + "/" + name;
-    struct stat st{};
+    struct stat st {};
     if (::lstat(from.c_str(), &st) < 0) continue;
     if (S_ISLNK(st.st_mode)) {
       char target[4096];
@@ -97,8 +97,8 @@ void leave_initramfs(AgentLog& log) {
     }
   }
   ::closedir(dir);
-  if (::chdir(kNewRoot) < 0 || ::mount(".", "/", nullptr, MS_MOVE, nullptr) < 0 || ::chroot(".") < 0 ||
-      ::chdir("/") < 0) {
+  if (::chdir(kNewRoot) < 0 || ::mount(".", "/", nullptr, MS_MOVE, nullptr) < 0 ||
+      ::chroot(".") < 0 || ::chdir("/") < 0) {
     log.error("leave initramfs: switch root: " + common::errno_text(errno));
     ::chdir("/");
     return;
@@ -112,7 +112,8 @@ void setup_system(AgentLog& log, const std::string& hostname) {
   try_mount(log, "proc", "/proc", "proc", kSafe, nullptr);
   try_mount(log, "sysfs", "/sys", "sysfs", kSafe, nullptr);
   try_mount(log, "devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
-  try_mount(log, "devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620");
+  try_mount(log, "devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+            "newinstance,ptmxmode=0666,mode=0620");
   try_mount(log, "shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
   try_mount(log, "tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
   try_mount(log, "tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");

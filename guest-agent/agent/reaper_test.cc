@@ -27,7 +27,8 @@ TEST(Reaper, ReportsTheExitOfAWatchedChild) {
   uint64_t since = reaper.mark();
   pid_t pid = spawn({"sh", "-c", "exit 5"});
   std::optional<int> status;
-  reaper.watch(pid, [&](int s) { status = s; }, since);
+  reaper.watch(
+      pid, [&](int s) { status = s; }, since);
   run_until(loop, [&] { return status.has_value(); });
   ASSERT_TRUE(status);
   EXPECT_TRUE(WIFEXITED(*status));
@@ -45,7 +46,8 @@ TEST(Reaper, ExitBeforeTheWatchIsKeptForALaterWatcher) {
   for (int i = 0; i < 500 && reaper.mark() == since; ++i) loop.run_once(10);
   ASSERT_GT(reaper.mark(), since);
   std::optional<int> status;
-  reaper.watch(pid, [&](int s) { status = s; }, since);
+  reaper.watch(
+      pid, [&](int s) { status = s; }, since);
   run_until(loop, [&] { return status.has_value(); });
   ASSERT_TRUE(status);
   EXPECT_EQ(WEXITSTATUS(*status), 0);
@@ -55,7 +57,8 @@ TEST(Reaper, ExitBeforeTheWatchIsKeptForALaterWatcher) {
   uint64_t before = reaper.mark();
   pid_t other = spawn({"true"});
   for (int i = 0; i < 500 && reaper.mark() == before; ++i) loop.run_once(10);
-  reaper.watch(other, [&](int s) { stale = s; }, reaper.mark());
+  reaper.watch(
+      other, [&](int s) { stale = s; }, reaper.mark());
   loop.run_once(10);
   EXPECT_FALSE(stale);
   reaper.unwatch(other);

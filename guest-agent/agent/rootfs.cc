@@ -17,13 +17,14 @@ RootfsMount::~RootfsMount() {
   }
 }
 
-void RootfsMount::mount_filesystem(const FilesystemSpec& fs, const std::string& target, bool read_only) {
+void RootfsMount::mount_filesystem(const FilesystemSpec& fs, const std::string& target,
+                                   bool read_only) {
   std::string source = resolve_block_device(fs.device, fs.serial);
   MountOptions opts = parse_mount_options(fs.options);
   if (read_only) opts.flags |= MS_RDONLY;
   make_dirs(target);
 
-  struct stat st{};
+  struct stat st {};
   if (::stat(source.c_str(), &st) < 0) common::throw_errno("rootfs source " + source);
   if (S_ISDIR(st.st_mode)) {
     if (!fs.fstype.empty() && fs.fstype != "bind" && fs.fstype != "none") {
@@ -32,14 +33,16 @@ void RootfsMount::mount_filesystem(const FilesystemSpec& fs, const std::string& 
     mounts_.push_back(mount_or_throw(source, target, "", MS_BIND | MS_REC, ""));
     if (opts.flags & MS_RDONLY) {
       // A bind mount takes its flags only from a remount.
-      if (::mount(nullptr, target.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr) < 0) {
+      if (::mount(nullptr, target.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr) <
+          0) {
         common::throw_errno("remount " + target + " read-only");
       }
     }
     return;
   }
   std::string fstype = fs.fstype.empty() ? "ext4" : fs.fstype;
-  if (fstype == "bind") throw common::Error("rootfs source " + source + " has fstype bind but is not a directory");
+  if (fstype == "bind")
+    throw common::Error("rootfs source " + source + " has fstype bind but is not a directory");
   if (S_ISBLK(st.st_mode)) {
     flush_block_device(source);
     block_devices_.push_back(source);
@@ -53,10 +56,12 @@ void RootfsMount::mount_filesystem(const FilesystemSpec& fs, const std::string& 
     mounts_.push_back(mount_or_throw(loop.path, target, fstype, opts.flags, opts.data));
     return;
   }
-  throw common::Error("rootfs source " + source + " is neither a block device, an image file nor a directory");
+  throw common::Error("rootfs source " + source +
+                      " is neither a block device, an image file nor a directory");
 }
 
-RootfsMount RootfsMount::mount(const RootfsSpec& spec, const std::string& work_dir, const std::string& target) {
+RootfsMount RootfsMount::mount(const RootfsSpec& spec, const std::string& work_dir,
+                               const std::string& target) {
   RootfsMount r;
   make_dirs(work_dir);
   make_dirs(target);
@@ -75,11 +80,13 @@ RootfsMount RootfsMount::mount(const RootfsSpec& spec, const std::string& work_d
   if (spec.readonly && !spec.upper) {
     if (spec.lowers.size() == 1) {
       r.mounts_.push_back(mount_or_throw(work_dir + "/lower0", target, "", MS_BIND, ""));
-      if (::mount(nullptr, target.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr) < 0) {
+      if (::mount(nullptr, target.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr) <
+          0) {
         common::throw_errno("remount " + target + " read-only");
       }
     } else {
-      r.mounts_.push_back(mount_or_throw("overlay", target, "overlay", MS_RDONLY, "lowerdir=" + lowerdir));
+      r.mounts_.push_back(
+          mount_or_throw("overlay", target, "overlay", MS_RDONLY, "lowerdir=" + lowerdir));
     }
     return r;
   }
@@ -89,12 +96,15 @@ RootfsMount RootfsMount::mount(const RootfsSpec& spec, const std::string& work_d
     r.mount_filesystem(*spec.upper, upper_mnt, false);
   } else {
     make_dirs(upper_mnt);
-    r.mounts_.push_back(mount_or_throw("tmpfs", upper_mnt, "tmpfs", MS_NODEV | MS_NOSUID, "mode=0755"));
+    r.mounts_.push_back(
+        mount_or_throw("tmpfs", upper_mnt, "tmpfs", MS_NODEV | MS_NOSUID, "mode=0755"));
   }
   make_dirs(upper_mnt + "/upper");
   make_dirs(upper_mnt + "/work");
-  std::string data = "lowerdir=" + lowerdir + ",upperdir=" + upper_mnt + "/upper,workdir=" + upper_mnt + "/work";
-  r.mounts_.push_back(mount_or_throw("overlay", target, "overlay", spec.readonly ? MS_RDONLY : 0, data));
+  std::string data =
+      "lowerdir=" + lowerdir + ",upperdir=" + upper_mnt + "/upper,workdir=" + upper_mnt + "/work";
+  r.mounts_.push_back(
+      mount_or_throw("overlay", target, "overlay", spec.readonly ? MS_RDONLY : 0, data));
   return r;
 }
 

@@ -36,7 +36,8 @@ class RootfsMount {
   // Mounts helper filesystems under `work_dir` (created) and the root at
   // `target` (created). On failure everything mounted so far is undone and
   // the error names the step.
-  static RootfsMount mount(const RootfsSpec& spec, const std::string& work_dir, const std::string& target);
+  static RootfsMount mount(const RootfsSpec& spec, const std::string& work_dir,
+                           const std::string& target);
 
   // Unmounts in reverse order; throws with every failure in the message.
   void unmount();

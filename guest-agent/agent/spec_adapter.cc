@@ -60,8 +60,10 @@ AdaptedSpec adapt_container_spec(const std::string& spec_json, const SpecAdaptOp
   AdaptedSpec out;
   json& spec = out.spec;
   spec = parse_object(spec_json, "OCI spec");
-  if (!spec.contains("process") || !spec["process"].is_object()) throw common::Error("OCI spec has no process");
-  if (spec.contains("linux") && !spec["linux"].is_object()) throw common::Error("OCI spec field linux is not an object");
+  if (!spec.contains("process") || !spec["process"].is_object())
+    throw common::Error("OCI spec has no process");
+  if (spec.contains("linux") && !spec["linux"].is_object())
+    throw common::Error("OCI spec field linux is not an object");
   auto& notes = out.notes;
 
   spec["root"] = {{"path", o.rootfs_path}, {"readonly", o.readonly_root}};
@@ -89,7 +91,8 @@ AdaptedSpec adapt_container_spec(const std::string& spec_json, const SpecAdaptOp
       if (is_bind_mount(m)) {
         std::string source = m.value("source", "");
         if (source.empty() || !o.path_exists || !o.path_exists(source)) {
-          notes.push_back("dropped bind mount " + source + " -> " + dest + " (source not in the guest)");
+          notes.push_back("dropped bind mount " + source + " -> " + dest +
+                          " (source not in the guest)");
           continue;
         }
       }
@@ -122,7 +125,8 @@ AdaptedSpec adapt_container_spec(const std::string& spec_json, const SpecAdaptOp
         notes.push_back("network namespace " + host_path + " -> the guest's network");
         continue;
       }
-      std::optional<std::string> guest = o.sandbox_namespace ? o.sandbox_namespace(type) : std::nullopt;
+      std::optional<std::string> guest =
+          o.sandbox_namespace ? o.sandbox_namespace(type) : std::nullopt;
       if (guest) {
         notes.push_back(type + " namespace " + host_path + " -> sandbox's " + *guest);
         ns["path"] = *guest;

@@ -16,10 +16,9 @@
 // resources, masked paths, sysctls) is kept as it is.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>

@@ -82,7 +82,8 @@ TEST(SpecAdapter, HostNamespacePathsAreDroppedOrMappedToTheSandbox) {
   ASSERT_NE(find_namespace(out.spec, "ipc"), nullptr);
   EXPECT_EQ((*find_namespace(out.spec, "ipc"))["path"], "/proc/7/ns/ipc");
   ASSERT_NE(find_namespace(out.spec, "uts"), nullptr);
-  EXPECT_FALSE(find_namespace(out.spec, "uts")->contains("path")) << "unknown sandbox: a new namespace";
+  EXPECT_FALSE(find_namespace(out.spec, "uts")->contains("path"))
+      << "unknown sandbox: a new namespace";
   EXPECT_NE(find_namespace(out.spec, "pid"), nullptr);
   EXPECT_NE(find_namespace(out.spec, "mount"), nullptr);
   EXPECT_FALSE(out.notes.empty());
@@ -138,9 +139,11 @@ TEST(SpecAdapter, RejectsWhatIsNotAnOciSpec) {
   EXPECT_THROW(adapt_container_spec("[]", options()), common::Error);
   EXPECT_THROW(adapt_container_spec(R"({"ociVersion":"1.0.2"})", options()), common::Error);
   EXPECT_THROW(adapt_container_spec(R"({"process":{},"mounts":{}})", options()), common::Error);
-  EXPECT_THROW(adapt_container_spec(R"({"process":{},"mounts":[{"type":"bind"}]})", options()), common::Error);
-  EXPECT_THROW(adapt_container_spec(R"({"process":{},"linux":{"namespaces":[{"path":"/x"}]}})", options()),
+  EXPECT_THROW(adapt_container_spec(R"({"process":{},"mounts":[{"type":"bind"}]})", options()),
                common::Error);
+  EXPECT_THROW(
+      adapt_container_spec(R"({"process":{},"linux":{"namespaces":[{"path":"/x"}]}})", options()),
+      common::Error);
 }
 
 TEST(SpecAdapter, ExecProcessNeedsArgs) {

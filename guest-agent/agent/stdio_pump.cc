@@ -57,7 +57,8 @@ OutputPump::OutputPump(common::EventLoop& loop, common::UniqueFd source, bool is
       on_done_(std::move(on_done)),
       timer_(loop, [this] { on_timer(); }) {
   set_nonblocking(source_.get());
-  source_watch_ = std::make_unique<FdWatch>(loop_, source_.get(), [this](uint32_t e) { on_source(e); });
+  source_watch_ =
+      std::make_unique<FdWatch>(loop_, source_.get(), [this](uint32_t e) { on_source(e); });
 }
 
 OutputPump::~OutputPump() { abort(); }
@@ -170,7 +171,8 @@ void OutputPump::flush() {
 void OutputPump::update_watches() {
   if (done_) return;
   bool pending = buf_pos_ < buf_.size();
-  if (source_watch_) source_watch_->set(attached_ && !source_eof_ && !pending ? uint32_t{EPOLLIN} : 0u);
+  if (source_watch_)
+    source_watch_->set(attached_ && !source_eof_ && !pending ? uint32_t{EPOLLIN} : 0u);
   if (sink_watch_) sink_watch_->set(pending ? uint32_t{EPOLLOUT} : 0u);
 }
 
@@ -196,7 +198,8 @@ void InputPump::attach(common::UniqueFd source) {
   if (closed_) throw common::Error("stdin was already closed");
   set_nonblocking(source.get());
   source_ = std::move(source);
-  source_watch_ = std::make_unique<FdWatch>(loop_, source_.get(), [this](uint32_t e) { on_source(e); });
+  source_watch_ =
+      std::make_unique<FdWatch>(loop_, source_.get(), [this](uint32_t e) { on_source(e); });
   attached_ = true;
   update_watches();
 }
@@ -268,7 +271,8 @@ void InputPump::end_of_input() {
 void InputPump::update_watches() {
   if (closed_) return;
   bool pending = buf_pos_ < buf_.size();
-  if (source_watch_) source_watch_->set(attached_ && !source_eof_ && !pending ? uint32_t{EPOLLIN} : 0u);
+  if (source_watch_)
+    source_watch_->set(attached_ && !source_eof_ && !pending ? uint32_t{EPOLLIN} : 0u);
   if (sink_watch_) sink_watch_->set(pending ? uint32_t{EPOLLOUT} : 0u);
 }
 

@@ -38,7 +38,8 @@ struct SocketPair {
   }
 };
 
-bool run_until(common::EventLoop& loop, const std::function<bool()>& done, std::chrono::milliseconds timeout = 5s) {
+bool run_until(common::EventLoop& loop, const std::function<bool()>& done,
+               std::chrono::milliseconds timeout = 5s) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!done()) {
     if (std::chrono::steady_clock::now() > deadline) return false;

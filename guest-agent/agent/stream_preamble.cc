@@ -9,9 +9,12 @@ namespace ember::agent {
 
 const char* stream_name(StreamKind kind) {
   switch (kind) {
-    case StreamKind::kStdin: return "stdin";
-    case StreamKind::kStdout: return "stdout";
-    case StreamKind::kStderr: return "stderr";
+    case StreamKind::kStdin:
+      return "stdin";
+    case StreamKind::kStdout:
+      return "stdout";
+    case StreamKind::kStderr:
+      return "stderr";
   }
   return "?";
 }
@@ -41,8 +44,8 @@ StreamPreamble parse_stream_preamble(const std::string& line) {
 }
 
 std::string format_stream_preamble(const StreamPreamble& p) {
-  return std::string(kStreamMagic) + " 1 " + p.container_id + " " + (p.exec_id.empty() ? "-" : p.exec_id) + " " +
-         stream_name(p.kind) + "\n";
+  return std::string(kStreamMagic) + " 1 " + p.container_id + " " +
+         (p.exec_id.empty() ? "-" : p.exec_id) + " " + stream_name(p.kind) + "\n";
 }
 
 }  // namespace ember::agent

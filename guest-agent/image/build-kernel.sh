@@ -5,15 +5,22 @@
 #
 # usage: build-kernel.sh [--out DIR] [--config-only] [--print-key]
 #   --out DIR      copy vmlinux, bzImage and the final .config (as kernel.config)
-#                  into DIR
-#   --config-only  configure and check the fragment, do not compile (seconds)
+#                  into DIR (files whose content did not change are left alone)
+#   --config-only  configure and check the fragment, do not compile (~30 s)
 #   --print-key    print the cache key and exit
 #
 # Results are cached in ${EMBER_CACHE_DIR:-~/.cache/ember}/kernel/<key>/, where
-# the key hashes the fragment, the linux-source package version, the compiler
-# version and the build steps of this script (the bodies of the functions
-# below, as bash prints them: comments and layout do not count). With the same
-# key a second run takes well under a second and prints "cached".
+# the key hashes the fragment's settings (not its comments), the linux-source
+# package version, the compiler version and the build steps of this script (the
+# bodies of the *_steps functions and kmake, as bash prints them: comments and
+# layout do not count).
+# With the same key a second run takes well under a second and prints "cached".
+#
+# The tarball is unpacked once per source version into kernel/src-<key>/ (kept:
+# unpacking and deleting 70,000 files costs minutes on a busy disk) and every
+# build happens out of tree (make O=) in a temporary directory under the cache,
+# published by renaming it when complete. Reclaim the space with
+# `rm -rf ~/.cache/ember/kernel`.
 #
 # Environment: EMBER_LINUX_SOURCE (tarball, default
 # /usr/src/linux-source-6.1.tar.xz), EMBER_CACHE_DIR, EMBER_KERNEL_JOBS
@@ -35,7 +42,7 @@ while [ $# -gt 0 ]; do
     --out=*) out_dir=${1#--out=}; shift ;;
     --config-only) config_only=1; shift ;;
     --print-key) print_key=1; shift ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,/^set -euo pipefail/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "build-kernel: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -55,23 +62,22 @@ kmake() {
 }
 
 # Unpacks the tree without the documentation and the tools' test suites and
-# perf (a fifth of the files, none of them read by a kernel build): the file
-# count is what unpacking and removing a tree costs. Other architectures must
-# stay: Kconfig files source theirs (crypto/Kconfig, for one).
+# perf (a fifth of the files, none of them read by a kernel build). Other
+# architectures must stay: Kconfig files source theirs (crypto/Kconfig).
 unpack_steps() {
   tar -xJf "$tarball" --exclude='linux-source-*/Documentation/*/*' \
     --exclude='linux-source-*/tools/testing' --exclude='linux-source-*/tools/perf'
 }
 
-# Run inside the kernel tree.
+# Run in the (empty) object directory; $tree is the pristine source tree.
 configure_steps() {
-  kmake tinyconfig &&
-    scripts/kconfig/merge_config.sh -m .config "$fragment" &&
-    kmake olddefconfig
+  kmake -C "$tree" O="$PWD" tinyconfig &&
+    "$tree/scripts/kconfig/merge_config.sh" -m -O "$PWD" .config "$fragment" &&
+    kmake -C "$tree" O="$PWD" olddefconfig
 }
 
 compile_steps() {
-  kmake -j"$jobs" bzImage
+  kmake -C "$tree" O="$PWD" -j"$jobs" bzImage
 }
 
 # Every line of the fragment must be in the final .config exactly as written;
@@ -105,6 +111,12 @@ check_config() {
 # compilers included.
 set -m
 step_pid=""
+work_dirs=()
+
+cleanup() {
+  local d
+  for d in "${work_dirs[@]}"; do rm -rf "$d"; done
+}
 
 on_signal() {
   if [ -n "$step_pid" ]; then
@@ -113,6 +125,20 @@ on_signal() {
   fi
   echo "build-kernel: interrupted; removing the partial build" >&2
   exit "$1"
+}
+
+trap cleanup EXIT
+trap 'on_signal 130' INT
+trap 'on_signal 143' TERM
+
+# make_work_dir VAR PREFIX: a fresh directory under the cache, removed when
+# the script ends, its path stored in VAR (no $(...): that would be a
+# subshell, and the directory would escape cleanup).
+make_work_dir() {
+  local dir
+  dir=$(mktemp -d "$cache_root/$2.XXXXXX")
+  work_dirs+=("$dir")
+  printf -v "$1" '%s' "$dir"
 }
 
 # run_step LOG WHAT DIR COMMAND...: COMMAND (a function or program) in DIR,
@@ -131,26 +157,7 @@ run_step() {
   fi
 }
 
-# Unpacks the source tarball into DEST; sets `tree` to the source tree.
-unpack_source() {
-  local dest=$1
-  run_step "$dest/unpack.log" "unpacking $tarball" "$dest" unpack_steps
-  tree=$(find "$dest" -mindepth 1 -maxdepth 1 -type d -name 'linux-source-*' | head -n1)
-  [ -n "$tree" ] || die "$tarball does not contain a linux-source-* directory"
-}
-
-configure_kernel() {
-  run_step "$2" "configuring the kernel" "$1" configure_steps
-}
-
-compile_kernel() {
-  local tree=$1 log=$2
-  run_step "$log" "building the kernel" "$tree" compile_steps
-  [ -f "$tree/vmlinux" ] && [ -f "$tree/arch/x86/boot/bzImage" ] ||
-    die "kernel build produced no vmlinux/bzImage (log: $log)"
-}
-
-# --- cache key ---------------------------------------------------------------
+# --- cache keys --------------------------------------------------------------
 
 source_version() {
   local v=""
@@ -164,9 +171,14 @@ source_version() {
   fi
 }
 
+source_key() {
+  { echo "source: $(source_version)"; declare -f unpack_steps; } | sha256sum | cut -c1-16
+}
+
 cache_key() {
   {
-    echo "fragment:"; cat "$fragment"
+    # Only the settings: editing the fragment's comments does not rebuild.
+    echo "fragment:"; grep -E '^CONFIG_|^# CONFIG_[A-Za-z0-9_]+ is not set$' "$fragment"
     echo "source: $(source_version)"
     echo "compiler: $(gcc --version | head -n1)"
     echo "steps:"; declare -f kmake unpack_steps configure_steps compile_steps
@@ -185,18 +197,33 @@ elapsed() { printf '%.1f' "$(echo "$(date +%s.%N) - $start" | bc)"; }
 
 have_result() { [ -f "$result/vmlinux" ] && [ -f "$result/bzImage" ] && [ -f "$result/kernel.config" ]; }
 
-work=""
-cleanup() { if [ -n "$work" ]; then rm -rf "$work"; fi; }
-trap cleanup EXIT
-trap 'on_signal 130' INT
-trap 'on_signal 143' TERM
+# Sets `tree` to the unpacked source, unpacking it first if needed.
+ensure_source() {
+  local src=$cache_root/src-$(source_key) tmp
+  if [ ! -f "$src/.complete" ]; then
+    exec 8>"$cache_root/.lock-src-$(source_key)"
+    flock 8
+    if [ ! -f "$src/.complete" ]; then
+      rm -rf "$src" "$cache_root/tmp.src-$(source_key)".*
+      make_work_dir tmp "tmp.src-$(source_key)"
+      echo "build-kernel: unpacking $tarball into the cache"
+      run_step "$tmp/unpack.log" "unpacking $tarball" "$tmp" unpack_steps
+      touch "$tmp/.complete"
+      mv -T "$tmp" "$src"
+    fi
+    exec 8>&-
+  fi
+  tree=$(find "$src" -mindepth 1 -maxdepth 1 -type d -name 'linux-source-*' | head -n1)
+  [ -n "$tree" ] || die "$tarball does not contain a linux-source-* directory"
+}
+
+mkdir -p "$cache_root"
 
 if [ $config_only = 1 ]; then
-  mkdir -p "$cache_root"
-  work=$(mktemp -d "$cache_root/tmp.config.XXXXXX")
-  unpack_source "$work"
-  configure_kernel "$tree" "$work/configure.log"
-  check_config "$tree/.config" || exit 1
+  ensure_source
+  make_work_dir work tmp.config
+  run_step "$work/configure.log" "configuring the kernel" "$work" configure_steps
+  check_config "$work/.config" || exit 1
   echo "build-kernel: fragment checks out: all $(grep -cE '^CONFIG_|^# CONFIG_' "$fragment") options survive olddefconfig ($(elapsed) s)"
   exit 0
 fi
@@ -204,7 +231,6 @@ fi
 if have_result; then
   echo "build-kernel: cached $result ($(elapsed) s)"
 else
-  mkdir -p "$cache_root"
   # One builder per key: a concurrent run waits here, then finds the result.
   exec 9>"$cache_root/.lock-$key"
   flock 9
@@ -213,16 +239,17 @@ else
   else
     # Leftovers of an interrupted build of this key (we hold its lock).
     rm -rf "$cache_root/tmp.$key".* "$result"
-    work=$(mktemp -d "$cache_root/tmp.$key.XXXXXX")
+    ensure_source
+    make_work_dir work "tmp.$key"
     echo "build-kernel: building key $key in $work (-j$jobs; this takes minutes)"
-    unpack_source "$work"
-    configure_kernel "$tree" "$work/configure.log"
-    check_config "$tree/.config" || exit 1
-    compile_kernel "$tree" "$work/build.log"
+    mkdir "$work/obj"
+    run_step "$work/configure.log" "configuring the kernel" "$work/obj" configure_steps
+    check_config "$work/obj/.config" || exit 1
+    run_step "$work/build.log" "building the kernel" "$work/obj" compile_steps
     mkdir "$work/result"
-    cp "$tree/vmlinux" "$work/result/vmlinux"
-    cp "$tree/arch/x86/boot/bzImage" "$work/result/bzImage"
-    cp "$tree/.config" "$work/result/kernel.config"
+    cp "$work/obj/vmlinux" "$work/result/vmlinux"
+    cp "$work/obj/arch/x86/boot/bzImage" "$work/result/bzImage"
+    cp "$work/obj/.config" "$work/result/kernel.config"
     # Publish atomically: a reader sees either no result dir or a whole one.
     mv -T "$work/result" "$result"
     echo "build-kernel: built $result in $(elapsed) s"

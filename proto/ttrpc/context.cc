@@ -12,13 +12,14 @@ Context::Context(std::string service, std::string method, Metadata metadata,
       deadline_(deadline) {}
 
 void Context::on_cancel(std::function<void()> fn) {
-  std::unique_lock lock(mu_);
-  if (finished_) return;
-  if (!cancelled()) {
-    callbacks_.push_back(std::move(fn));
-    return;
+  {
+    std::lock_guard lock(mu_);
+    if (finished_) return;
+    if (!cancelled()) {
+      callbacks_.push_back(std::move(fn));
+      return;
+    }
   }
-  lock.unlock();
   fn();
 }
 

@@ -36,12 +36,16 @@ class Context {
   // the handler returns afterwards is dropped.
   bool cancelled() const { return cancelled_.load(std::memory_order_acquire); }
 
-  // Runs `fn` once when the call is cancelled, at once (on this thread) if it
-  // already is. The server runs it on its IO thread: keep it short, e.g.
-  // notify a condition variable. No lock of the context is held while it
-  // runs, so it may take the handler's own mutex. Callbacks still registered
-  // when the handler returns are dropped, and finish() waits for one that is
-  // running, so they may capture the handler's locals.
+  // Runs `fn` once when the call is cancelled; if it already is, runs it at
+  // once on this thread (like std::stop_callback). The server runs it on its
+  // IO thread with no lock of the context held; keep it short (notify a
+  // condition variable). Register before taking a mutex that `fn` takes.
+  // Callbacks are dropped when the handler returns, and finish() waits for
+  // one that is running, so they may capture the handler's locals.
+  //
+  //   ctx.on_cancel([&] { std::lock_guard l(mu); cv.notify_all(); });
+  //   std::unique_lock lock(mu);
+  //   cv.wait(lock, [&] { return exited || ctx.cancelled(); });
   void on_cancel(std::function<void()> fn);
 
   // Cancels the call and runs the callbacks. Used by the server (deadline,

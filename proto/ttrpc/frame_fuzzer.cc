@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -16,19 +17,19 @@ namespace {
 
 using namespace ember;
 
-ttrpc::Server& server() {
-  static ttrpc::Server* s = [] {
-    // Leaked on purpose: lives for the whole fuzzing process.
-    static ttrpc::Server instance(ttrpc::ServerOptions{.max_handler_threads = 4});
-    instance.register_method("fuzz.Svc", "Echo",
-                             [](ttrpc::Context&, std::string_view p) { return std::string(p); });
-    instance.register_method("fuzz.Svc", "Fail",
-                             [](ttrpc::Context&, std::string_view) -> std::string {
-                               throw ttrpc::StatusError(ttrpc::Code::kNotFound, "nothing");
-                             });
-    return &instance;
+ttrpc::Server& fuzz_server_instance() {
+  static ttrpc::Server server(ttrpc::ServerOptions{.max_handler_threads = 4});
+  static bool registered = [] {
+    server.register_method("fuzz.Svc", "Echo",
+                           [](ttrpc::Context&, std::string_view p) { return std::string(p); });
+    server.register_method("fuzz.Svc", "Fail",
+                           [](ttrpc::Context&, std::string_view) -> std::string {
+                             throw ttrpc::StatusError(ttrpc::Code::kNotFound, "nothing");
+                           });
+    return true;
   }();
-  return *s;
+  (void)registered;
+  return server;
 }
 
 void fuzz_reader(const std::uint8_t* data, std::size_t size) {
@@ -51,16 +52,17 @@ void fuzz_server(const std::uint8_t* data, std::size_t size) {
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) return;
   common::UniqueFd ours(fds[0]);
   common::UniqueFd theirs(fds[1]);
-  server().serve_connection(std::move(ours));
-  // Write everything, half-close, then drain replies until the server closes.
+  fuzz_server_instance().serve_connection(std::move(ours));
+  // Write everything (draining replies so the server never blocks on us),
+  // half-close, then read until the server closes the connection.
   std::size_t off = 0;
   char buf[65536];
   while (off < size) {
     ssize_t n = ::send(theirs.get(), data + off, size - off, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0) {
       off += static_cast<std::size_t>(n);
-    } else {
-      if (::recv(theirs.get(), buf, sizeof(buf), MSG_DONTWAIT) == 0) return;
+    } else if (::recv(theirs.get(), buf, sizeof(buf), MSG_DONTWAIT) == 0) {
+      return;
     }
   }
   ::shutdown(theirs.get(), SHUT_WR);

@@ -30,11 +30,11 @@ class Echo : public ttrpc_test::EchoService {
   }
 
   google::protobuf::Empty Sleep(Context& ctx, const ttrpc_test::SleepRequest& request) override {
-    std::unique_lock lock(mu_);
     ctx.on_cancel([this] {
       std::lock_guard l(mu_);
       cv_.notify_all();
     });
+    std::unique_lock lock(mu_);
     cv_.wait_for(lock, std::chrono::milliseconds(request.millis()),
                  [&] { return ctx.cancelled(); });
     if (ctx.cancelled()) {

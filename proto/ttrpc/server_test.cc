@@ -75,7 +75,7 @@ TEST(Context, CallbacksRunOnceOnCancelAndAtOnceWhenAlreadyCancelled) {
   ctx.cancel();
   EXPECT_TRUE(ctx.cancelled());
   EXPECT_EQ(runs, 1);
-  ctx.on_cancel([&] { runs += 10; });
+  ctx.on_cancel([&] { runs += 10; });  // like std::stop_callback: runs right here
   EXPECT_EQ(runs, 11);
 }
 
@@ -89,26 +89,42 @@ TEST(Context, CallbacksAreDroppedOnceTheHandlerFinished) {
   EXPECT_FALSE(ran);
 }
 
-TEST(Context, CallbackMayTakeTheMutexTheHandlerHoldsWhileRegistering) {
-  // The usual handler shape: hold your mutex, register, wait on a condition.
-  Context ctx;
-  std::mutex mu;
-  std::condition_variable cv;
-  bool woken = false;
-  std::thread handler([&] {
-    std::unique_lock lock(mu);
-    ctx.on_cancel([&] {
-      std::lock_guard l(mu);
-      woken = true;
-      cv.notify_all();
+TEST(Context, DocumentedWaitPatternWakesUpWhicheverSideComesFirst) {
+  // Register, then take your mutex and wait with a predicate that checks
+  // cancelled(): the callback takes that same mutex, and cancellation may
+  // come before or after registration.
+  for (int round = 0; round < 200; ++round) {
+    Context ctx;
+    std::mutex mu;
+    std::condition_variable cv;
+    std::thread handler([&] {
+      ctx.on_cancel([&] {
+        std::lock_guard l(mu);
+        cv.notify_all();
+      });
+      std::unique_lock lock(mu);
+      cv.wait(lock, [&] { return ctx.cancelled(); });
+      lock.unlock();
+      ctx.finish();
     });
-    cv.wait_for(lock, 5s, [&] { return woken; });
-    lock.unlock();
-    ctx.finish();
+    if (round % 2) std::this_thread::yield();
+    ctx.cancel();
+    handler.join();
+  }
+}
+
+TEST(Context, FinishWaitsForARunningCallback) {
+  Context ctx;
+  std::atomic<bool> callback_done{false};
+  ctx.on_cancel([&] {
+    std::this_thread::sleep_for(50ms);
+    callback_done = true;
   });
-  ctx.cancel();
-  handler.join();
-  EXPECT_TRUE(woken);
+  std::thread canceller([&] { ctx.cancel(); });
+  while (!ctx.cancelled()) std::this_thread::yield();
+  ctx.finish();
+  EXPECT_TRUE(callback_done.load()) << "finish() returned while the callback still ran";
+  canceller.join();
 }
 
 class ServerTest : public ::testing::Test {

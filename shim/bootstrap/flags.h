@@ -2,7 +2,7 @@
 // `flag` package does it, because that is what containerd's own shims use and
 // what containerd expects to work:
 //
-//   containerd-shim-ember-v2 -namespace k8s.io -address /run/containerd/containerd.sock \
+//   containerd-shim-ember-v2 -namespace k8s.io -address /run/containerd/containerd.sock
 //       -publish-binary /usr/bin/containerd -id <id> [-bundle <dir>] [-debug] start
 //
 // * one or two dashes; `-name value` or `-name=value`; booleans as `-debug`

@@ -25,7 +25,6 @@ std::string event_topic(const google::protobuf::Message& event) {
       {"containerd.events.TaskPaused", "/tasks/paused"},
       {"containerd.events.TaskResumed", "/tasks/resumed"},
       {"containerd.events.TaskCheckpointed", "/tasks/checkpointed"},
-      {"containerd.events.TaskIO", "/tasks/io"},
   };
   const std::string& name = event.GetTypeName();
   for (const auto& [type, topic] : kTopics) {

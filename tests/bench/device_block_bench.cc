@@ -3,7 +3,7 @@
 // plain pread/pwrite of the same sizes on the same (page-cached) file in the
 // same run. Prints MB/s (or kIOPS) and the device/raw ratio per workload.
 //
-//   device_block_bench [file_mib=256] [seconds_per_case=1]
+//   device_block_bench [file_mib=128] [seconds_per_case=1]
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -52,7 +52,7 @@ struct NullInterrupt : Interrupt {
 }  // namespace
 
 int main(int argc, char** argv) {
-  uint64_t file_mib = argc > 1 ? std::stoull(argv[1]) : 256;
+  uint64_t file_mib = argc > 1 ? std::stoull(argv[1]) : 128;
   double seconds = argc > 2 ? std::stod(argv[2]) : 1.0;
   uint64_t file_size = file_mib << 20;
 
@@ -82,9 +82,12 @@ int main(int argc, char** argv) {
   BlockDevice device(config, logger, metrics);
   {
     auto guard = device.lock();
-    device.activate(ActivationContext{
-        memory, {driver.state()}, (uint64_t(1) << kFeatureVersion1) | (uint64_t(1) << kFeatureEventIdx),
-        interrupt, loop});
+    device.activate(
+        ActivationContext{memory,
+                          {driver.state()},
+                          (uint64_t(1) << kFeatureVersion1) | (uint64_t(1) << kFeatureEventIdx),
+                          interrupt,
+                          loop});
   }
 
   // Per-slot request buffers: header, data (up to 1 MiB), status.
@@ -100,7 +103,8 @@ int main(int argc, char** argv) {
   }
   // The raw path gets as many buffers as the queue depth, mapped the way
   // guest RAM is (anonymous, demand paged), so both copy into alike memory.
-  ember::common::Mapping host_buffer = ember::common::Mapping::anonymous(kSlots << 20, "raw buffers");
+  ember::common::Mapping host_buffer =
+      ember::common::Mapping::anonymous(kSlots << 20, "raw buffers");
   std::memset(host_buffer.data(), 0x11, host_buffer.size());
   std::mt19937_64 rng(7);
   uint64_t seq_offset = 0;
@@ -120,9 +124,10 @@ int main(int argc, char** argv) {
         uint64_t sector;
       } hdr{type, 0, next_offset(size, random) / 512};
       memory.write_obj(slots[i].header, hdr);
-      driver.add_chain({testing::Buffer{slots[i].header, 16, false},
-                        testing::Buffer{slots[i].data, static_cast<uint32_t>(size), type == kBlockTypeIn},
-                        testing::Buffer{slots[i].status, 1, true}});
+      driver.add_chain(
+          {testing::Buffer{slots[i].header, 16, false},
+           testing::Buffer{slots[i].data, static_cast<uint32_t>(size), type == kBlockTypeIn},
+           testing::Buffer{slots[i].status, 1, true}});
     }
     {
       auto guard = device.lock();
@@ -152,25 +157,28 @@ int main(int argc, char** argv) {
     bool random;
   };
   const Case cases[] = {
-      {"4k-randread-qd1", false, 4096, 1, true},      {"4k-randread-qd32", false, 4096, 32, true},
-      {"1m-seqread-qd1", false, 1 << 20, 1, false},   {"1m-seqread-qd32", false, 1 << 20, 32, false},
-      {"1m-seqwrite-qd1", true, 1 << 20, 1, false},   {"1m-seqwrite-qd32", true, 1 << 20, 32, false},
+      {"4k-randread-qd1", false, 4096, 1, true},    {"4k-randread-qd32", false, 4096, 32, true},
+      {"1m-seqread-qd1", false, 1 << 20, 1, false}, {"1m-seqread-qd32", false, 1 << 20, 32, false},
+      {"1m-seqwrite-qd1", true, 1 << 20, 1, false}, {"1m-seqwrite-qd32", true, 1 << 20, 32, false},
   };
-  std::printf("virtio-blk device model vs pread/pwrite, %llu MiB page-cached file, %.1f s per case\n",
-              static_cast<unsigned long long>(file_mib), seconds);
+  std::printf(
+      "virtio-blk device model vs pread/pwrite, %llu MiB page-cached file, %.1f s per case\n",
+      static_cast<unsigned long long>(file_mib), seconds);
   std::printf("%-18s %14s %14s %8s\n", "case", "device", "raw", "ratio");
   for (const Case& c : cases) {
     uint32_t type = c.write ? kBlockTypeOut : kBlockTypeIn;
     seq_offset = 0;
-    Result dev = measure(seconds, c.size, c.depth, [&] { device_batch(type, c.size, c.depth, c.random); });
+    Result dev =
+        measure(seconds, c.size, c.depth, [&] { device_batch(type, c.size, c.depth, c.random); });
     seq_offset = 0;
-    Result base = measure(seconds, c.size, c.depth, [&] { raw_batch(c.write, c.size, c.depth, c.random); });
+    Result base =
+        measure(seconds, c.size, c.depth, [&] { raw_batch(c.write, c.size, c.depth, c.random); });
     if (c.size < (1 << 20)) {
-      std::printf("%-18s %9.1f kIOPS %9.1f kIOPS %7.0f%%\n", c.name, dev.ops_per_s / 1e3, base.ops_per_s / 1e3,
-                  100 * dev.ops_per_s / base.ops_per_s);
+      std::printf("%-18s %9.1f kIOPS %9.1f kIOPS %7.0f%%\n", c.name, dev.ops_per_s / 1e3,
+                  base.ops_per_s / 1e3, 100 * dev.ops_per_s / base.ops_per_s);
     } else {
-      std::printf("%-18s %10.0f MB/s %10.0f MB/s %7.0f%%\n", c.name, dev.bytes_per_s / 1e6, base.bytes_per_s / 1e6,
-                  100 * dev.bytes_per_s / base.bytes_per_s);
+      std::printf("%-18s %10.0f MB/s %10.0f MB/s %7.0f%%\n", c.name, dev.bytes_per_s / 1e6,
+                  base.bytes_per_s / 1e6, 100 * dev.bytes_per_s / base.bytes_per_s);
     }
     std::fflush(stdout);
   }

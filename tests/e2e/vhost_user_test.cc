@@ -52,12 +52,12 @@ constexpr uint32_t kGuestCid = 3;
 
 fs::path vhost_user_initrd() { return guest_image_dir() / "initramfs-vhost-user.cpio"; }
 
-#define REQUIRE_VHOST_USER_GUEST()                                                                   \
-  do {                                                                                               \
-    EMBER_REQUIRE(have_qemu(), "qemu-system-x86_64 not installed");                                  \
-    EMBER_REQUIRE(fs::exists(guest_image_dir() / "vmlinux") && fs::exists(vhost_user_initrd()),      \
-                  "guest image missing in " + guest_image_dir().string() +                           \
-                      " (vmlinux, initramfs-vhost-user.cpio): build the guest-image target");        \
+#define REQUIRE_VHOST_USER_GUEST()                                                              \
+  do {                                                                                          \
+    EMBER_REQUIRE(have_qemu(), "qemu-system-x86_64 not installed");                             \
+    EMBER_REQUIRE(fs::exists(guest_image_dir() / "vmlinux") && fs::exists(vhost_user_initrd()), \
+                  "guest image missing in " + guest_image_dir().string() +                      \
+                      " (vmlinux, initramfs-vhost-user.cpio): build the guest-image target");   \
   } while (0)
 
 uint64_t fnv1a(const uint8_t* data, size_t len) {
@@ -135,7 +135,8 @@ common::UniqueFd hybrid_connect(const std::string& uds_path, uint32_t port, std:
     return {};
   }
   std::string request = "CONNECT " + std::to_string(port) + "\n";
-  if (!write_all(fd.get(), reinterpret_cast<const uint8_t*>(request.data()), request.size())) return {};
+  if (!write_all(fd.get(), reinterpret_cast<const uint8_t*>(request.data()), request.size()))
+    return {};
   answer.clear();
   char c;
   while (answer.size() < 64 && wait_fd(fd.get(), POLLIN, 10s) && ::read(fd.get(), &c, 1) == 1) {
@@ -149,7 +150,7 @@ struct VhostUserGuestTest : ::testing::Test {
   TempDir dir{"ember-vu-e2e"};
   fs::path image = dir / "rootfs.ext4";
   fs::path log_path = dir / "backends.log";
-  std::string vsock_uds = (dir / "vsock.sock").string();
+  std::string vsock_uds = (dir / "vsock-uds.sock").string();
   vmm::Logger logger;
   vmm::Metrics metrics;
   std::vector<std::unique_ptr<VhostUserBackend>> backends;
@@ -171,16 +172,18 @@ struct VhostUserGuestTest : ::testing::Test {
   void add_backend(const std::string& name, std::unique_ptr<vmm::virtio::VirtioDevice> device,
                    const std::string& qemu_device) {
     std::string socket = (dir / (name + ".sock")).string();
-    backends.push_back(std::make_unique<VhostUserBackend>(socket, std::move(device), logger, metrics, name));
+    backends.push_back(
+        std::make_unique<VhostUserBackend>(socket, std::move(device), logger, metrics, name));
     backends.back()->start();
-    qemu_args.insert(qemu_args.end(), {"-chardev", "socket,id=" + name + ",path=" + socket, "-device",
-                                       qemu_device + ",chardev=" + name});
+    qemu_args.insert(qemu_args.end(), {"-chardev", "socket,id=" + name + ",path=" + socket,
+                                       "-device", qemu_device + ",chardev=" + name});
   }
   VhostUserBackend& add_block(const fs::path& path) {
     vmm::DriveConfig drive;
     drive.drive_id = "rootfs";
     drive.path_on_host = path.string();
-    add_backend("blk", std::make_unique<vmm::virtio::BlockDevice>(drive, logger, metrics), "vhost-user-blk");
+    add_backend("blk", std::make_unique<vmm::virtio::BlockDevice>(drive, logger, metrics),
+                "vhost-user-blk");
     return *backends.back();
   }
   void add_vsock() {
@@ -189,7 +192,8 @@ struct VhostUserGuestTest : ::testing::Test {
                 "vhost-user-vsock-device");
   }
   void add_rng() {
-    add_backend("rng", std::make_unique<vmm::virtio::EntropyDevice>(vmm::EntropyConfig{}, logger, metrics),
+    add_backend("rng",
+                std::make_unique<vmm::virtio::EntropyDevice>(vmm::EntropyConfig{}, logger, metrics),
                 "vhost-user-rng");
   }
 
@@ -204,7 +208,8 @@ struct VhostUserGuestTest : ::testing::Test {
     return config;
   }
 
-  void make_image(const fs::path& path, const std::string& file, const std::string& content, uint64_t size) {
+  void make_image(const fs::path& path, const std::string& file, const std::string& content,
+                  uint64_t size) {
     fs::path root = dir / ("root-" + path.filename().string());
     fs::create_directories(root);
     std::ofstream(root / file) << content;
@@ -218,7 +223,8 @@ struct VhostUserGuestTest : ::testing::Test {
     auto status = guest.wait_for_exit(kStepTimeout);
     ASSERT_TRUE(status) << "guest did not shut down\n" << guest.describe();
     EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
-        << "QEMU " << common::describe_wait_status(*status) << "\n" << guest.describe();
+        << "QEMU " << common::describe_wait_status(*status) << "\n"
+        << guest.describe();
   }
 };
 
@@ -229,7 +235,8 @@ TEST_F(VhostUserGuestTest, GuestMountsExt4FromEmberBlockAndWritesBack) {
   add_block(image);
   QemuGuest guest(guest_config("blk-rw"));
 
-  ASSERT_TRUE(guest.wait_for_line("^EMBER-GUEST-READY", kBootTimeout)) << guest.describe() << backend_log();
+  ASSERT_TRUE(guest.wait_for_line("^EMBER-GUEST-READY", kBootTimeout))
+      << guest.describe() << backend_log();
   std::cout << "[ boot     ] " << guest.boot_time()->count() << " ms to EMBER-GUEST-READY ("
             << select_accelerator() << ")\n";
   ASSERT_TRUE(guest.wait_for_line("^EMBER-VU blk-read=hello from the host$", kStepTimeout))
@@ -239,13 +246,15 @@ TEST_F(VhostUserGuestTest, GuestMountsExt4FromEmberBlockAndWritesBack) {
   expect_clean_exit(guest);
   for (auto& b : backends) b->stop();
 
-  EXPECT_EQ(read_file_from_ext4(image, "/from-guest.txt"), "written by the guest over vhost-user\n");
+  EXPECT_EQ(read_file_from_ext4(image, "/from-guest.txt"),
+            "written by the guest over vhost-user\n");
   std::string big = read_file_from_ext4(image, "/big.bin");
   ASSERT_EQ(big.size(), kBigFileBytes);
   std::vector<uint8_t> expected = pattern(kBigFileBytes);
-  EXPECT_TRUE(std::memcmp(big.data(), expected.data(), big.size()) == 0) << "/big.bin differs from the guest's data";
-  EXPECT_EQ(*wrote, "EMBER-VU blk-wrote bytes=" + std::to_string(kBigFileBytes) + " fnv=" +
-                        hex(fnv1a(expected.data(), expected.size())));
+  EXPECT_TRUE(std::memcmp(big.data(), expected.data(), big.size()) == 0)
+      << "/big.bin differs from the guest's data";
+  EXPECT_EQ(*wrote, "EMBER-VU blk-wrote bytes=" + std::to_string(kBigFileBytes) +
+                        " fnv=" + hex(fnv1a(expected.data(), expected.size())));
 }
 
 TEST_F(VhostUserGuestTest, HostAndGuestExchangeDataOverHybridVsock) {
@@ -256,7 +265,8 @@ TEST_F(VhostUserGuestTest, HostAndGuestExchangeDataOverHybridVsock) {
   std::string host_listener_path = vsock_uds + "_" + std::to_string(kHostPort);
   common::UniqueFd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   sockaddr_un addr = unix_address(host_listener_path);
-  ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << std::strerror(errno);
+  ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0)
+      << std::strerror(errno);
   ASSERT_EQ(::listen(listener.get(), 4), 0);
 
   QemuGuest guest(guest_config("vsock-echo,vsock-connect"));
@@ -269,7 +279,8 @@ TEST_F(VhostUserGuestTest, HostAndGuestExchangeDataOverHybridVsock) {
   for (auto& b : data) b = static_cast<uint8_t>(random());
   std::string answer;
   common::UniqueFd conn = hybrid_connect(vsock_uds, kEchoPort, answer);
-  ASSERT_TRUE(conn) << "hybrid vsock CONNECT failed: " << answer << "\n" << guest.describe() << backend_log();
+  ASSERT_TRUE(conn) << "hybrid vsock CONNECT failed: " << answer << "\n"
+                    << guest.describe() << backend_log();
   EXPECT_TRUE(std::regex_match(answer, std::regex("OK [0-9]+"))) << answer;
   bool sent = false;
   std::thread writer([&] {
@@ -281,26 +292,29 @@ TEST_F(VhostUserGuestTest, HostAndGuestExchangeDataOverHybridVsock) {
   EXPECT_TRUE(sent);
   ASSERT_EQ(echoed.size(), data.size()) << guest.describe() << backend_log();
   EXPECT_TRUE(echoed == data) << "echoed bytes differ";
-  ASSERT_TRUE(guest.wait_for_line("^EMBER-VU vsock-echoed bytes=" + std::to_string(data.size()) + "$",
-                                  kStepTimeout))
+  ASSERT_TRUE(guest.wait_for_line(
+      "^EMBER-VU vsock-echoed bytes=" + std::to_string(data.size()) + "$", kStepTimeout))
       << guest.describe();
 
   // Guest → host: the guest connects to CID 2 port 5001 and sends its stream.
   ASSERT_TRUE(wait_fd(listener.get(), POLLIN, kStepTimeout)) << "the guest never connected\n"
-                                                              << guest.describe() << backend_log();
+                                                             << guest.describe() << backend_log();
   common::UniqueFd from_guest(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
   ASSERT_TRUE(from_guest);
   std::vector<uint8_t> got = read_until_eof(from_guest.get(), kStepTimeout);
   std::vector<uint8_t> expected = pattern(kGuestSendBytes);
   EXPECT_EQ(got.size(), expected.size());
   EXPECT_TRUE(got == expected) << "the guest's stream arrived altered";
-  std::string verdict = "host got " + std::to_string(got.size()) + " bytes fnv=" + hex(fnv1a(got.data(), got.size()));
+  std::string verdict =
+      "host got " + std::to_string(got.size()) + " bytes fnv=" + hex(fnv1a(got.data(), got.size()));
   verdict += "\n";
-  ASSERT_TRUE(write_all(from_guest.get(), reinterpret_cast<const uint8_t*>(verdict.data()), verdict.size()));
+  ASSERT_TRUE(write_all(from_guest.get(), reinterpret_cast<const uint8_t*>(verdict.data()),
+                        verdict.size()));
   from_guest.reset();
-  ASSERT_TRUE(guest.wait_for_line("^EMBER-VU vsock-host-said=host got " + std::to_string(kGuestSendBytes) +
-                                      " bytes fnv=" + hex(fnv1a(expected.data(), expected.size())) + "$",
-                                  kStepTimeout))
+  ASSERT_TRUE(
+      guest.wait_for_line("^EMBER-VU vsock-host-said=host got " + std::to_string(kGuestSendBytes) +
+                              " bytes fnv=" + hex(fnv1a(expected.data(), expected.size())) + "$",
+                          kStepTimeout))
       << guest.describe() << backend_log();
   expect_clean_exit(guest);
 }
@@ -350,7 +364,8 @@ TEST_F(VhostUserGuestTest, BackendsServeTheNextVmAfterQemuExits) {
   for (int boot = 0; boot < 2; ++boot) {
     QemuGuest guest(guest_config("rng"));
     ASSERT_TRUE(guest.wait_for_line("^EMBER-VU rng bytes=64 ", kBootTimeout))
-        << "boot " << boot << "\n" << guest.describe() << backend_log();
+        << "boot " << boot << "\n"
+        << guest.describe() << backend_log();
     expect_clean_exit(guest);
   }
   for (auto& b : backends) EXPECT_EQ(b->connection_count(), 2u) << b->name();
@@ -364,18 +379,27 @@ TEST_F(VhostUserGuestTest, CommandLineBackendsServeARealGuest) {
   make_image(image, "hello.txt", "hello from the host\n", 32 << 20);
   std::string blk = (dir / "cli-blk.sock").string();
   std::string rng = (dir / "cli-rng.sock").string();
-  common::UniqueFd log(::open((dir / "cli.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  common::UniqueFd log(
+      ::open((dir / "cli.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   common::SpawnOptions options;
-  options.argv = {EMBER_VHOST_USER_BIN, "--socket", blk, "--device", "blk,path=" + image.string() + ",id=rootfs",
-                  "--socket", rng, "--device", "rng"};
+  options.argv = {EMBER_VHOST_USER_BIN,
+                  "--socket",
+                  blk,
+                  "--device",
+                  "blk,path=" + image.string() + ",id=rootfs",
+                  "--socket",
+                  rng,
+                  "--device",
+                  "rng"};
   options.stdout_fd = log.get();
   options.stderr_fd = log.get();
   options.die_with_parent = true;
   common::ChildProcess backend = common::ChildProcess::spawn(options);
-  for (int i = 0; i < 500 && !(fs::exists(blk) && fs::exists(rng)); ++i) std::this_thread::sleep_for(10ms);
+  for (int i = 0; i < 500 && !(fs::exists(blk) && fs::exists(rng)); ++i)
+    std::this_thread::sleep_for(10ms);
   ASSERT_TRUE(fs::exists(blk) && fs::exists(rng)) << read_text(dir / "cli.log");
 
-  qemu_args = {"-chardev", "socket,id=blk,path=" + blk,  "-device", "vhost-user-blk,chardev=blk",
+  qemu_args = {"-chardev", "socket,id=blk,path=" + blk, "-device", "vhost-user-blk,chardev=blk",
                "-chardev", "socket,id=rng,path=" + rng, "-device", "vhost-user-rng,chardev=rng"};
   {
     QemuGuest guest(guest_config("blk-rw,rng"));
@@ -387,9 +411,11 @@ TEST_F(VhostUserGuestTest, CommandLineBackendsServeARealGuest) {
   backend.kill(SIGTERM);
   auto status = backend.wait_for(10000);
   ASSERT_TRUE(status) << "ember-vhost-user ignored SIGTERM";
-  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << common::describe_wait_status(*status);
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
+      << common::describe_wait_status(*status);
   EXPECT_FALSE(fs::exists(blk)) << "socket left behind";
-  EXPECT_EQ(read_file_from_ext4(image, "/from-guest.txt"), "written by the guest over vhost-user\n");
+  EXPECT_EQ(read_file_from_ext4(image, "/from-guest.txt"),
+            "written by the guest over vhost-user\n");
 }
 
 }  // namespace

@@ -3,19 +3,18 @@
 // real crun, a real busybox rootfs (directory, ext4 image on a loop device,
 // EROFS + overlayfs), real cgroups (v1 on the development host).
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
-
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -55,7 +54,8 @@ std::string read_to_eof(int fd, std::chrono::milliseconds timeout = 20s) {
   std::string out;
   auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
       ADD_FAILURE() << "no EOF within " << timeout.count() << " ms; got \"" << out << "\"";
       return out;
@@ -75,9 +75,11 @@ std::string read_until(int fd, const std::string& needle, std::chrono::milliseco
   std::string out;
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (out.find(needle) == std::string::npos) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
-      ADD_FAILURE() << "\"" << needle << "\" not seen within " << timeout.count() << " ms; got \"" << out << "\"";
+      ADD_FAILURE() << "\"" << needle << "\" not seen within " << timeout.count() << " ms; got \""
+                    << out << "\"";
       return out;
     }
     pollfd p{fd, POLLIN, 0};
@@ -101,7 +103,8 @@ void write_all(int fd, const std::string& data) {
 const fs::path& rootfs_dir() {
   static const fs::path dir = [] {
     fs::path out = fs::path(EMBER_BINARY_DIR) / "agent-rootfs";
-    run_checked({std::string(EMBER_SOURCE_DIR) + "/tests/agent-rootfs/build-rootfs.sh", out.string()});
+    run_checked(
+        {std::string(EMBER_SOURCE_DIR) + "/tests/agent-rootfs/build-rootfs.sh", out.string()});
     return out;
   }();
   return dir;
@@ -138,16 +141,24 @@ class AgentHostTest : public ::testing::Test {
     socket_ = (*dir_ / "agent.sock").string();
     cgroup_parent_ = "/ember-agent-test-" + std::to_string(::getpid());
     common::SpawnOptions o;
-    o.argv = {kAgent, "--listen", "unix:" + socket_, "--root", (*dir_ / "root").string(), "--cgroup-parent",
-              cgroup_parent_, "--debug"};
-    log_fd_.reset(::open((*dir_ / "agent.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    o.argv = {kAgent,
+              "--listen",
+              "unix:" + socket_,
+              "--root",
+              (*dir_ / "root").string(),
+              "--cgroup-parent",
+              cgroup_parent_,
+              "--debug"};
+    log_fd_.reset(
+        ::open((*dir_ / "agent.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     o.stderr_fd = log_fd_.get();
     o.die_with_parent = true;
     agent_ = common::ChildProcess::spawn(o);
     auto deadline = std::chrono::steady_clock::now() + 10s;
     while (!fs::exists(socket_)) {
       ASSERT_TRUE(agent_.running()) << "agent exited: " << agent_log();
-      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "agent socket never appeared: " << agent_log();
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline)
+          << "agent socket never appeared: " << agent_log();
       std::this_thread::sleep_for(10ms);
     }
     client_ = std::make_unique<AgentClient>(AgentClient::unix_dialer(socket_));
@@ -165,8 +176,8 @@ class AgentHostTest : public ::testing::Test {
     }
     // Every container cgroup went with its container; only the parent is left.
     // (Should one survive, its processes are killed so no test leaks them.)
-    for (const char* controller : {"memory", "pids", "cpu", "cpuacct", "freezer", "devices", "blkio", "cpuset",
-                                   "systemd"}) {
+    for (const char* controller :
+         {"memory", "pids", "cpu", "cpuacct", "freezer", "devices", "blkio", "cpuset", "systemd"}) {
       fs::path parent = fs::path("/sys/fs/cgroup") / controller / cgroup_parent_.substr(1);
       if (!fs::exists(parent)) continue;
       for (auto& e : fs::directory_iterator(parent)) {
@@ -174,11 +185,13 @@ class AgentHostTest : public ::testing::Test {
         ADD_FAILURE() << "leftover cgroup " << e.path();
         std::ifstream procs(e.path() / "cgroup.procs");
         for (pid_t pid; procs >> pid;) ::kill(pid, SIGKILL);
-        for (int i = 0; i < 100 && ::rmdir(e.path().c_str()) < 0; ++i) std::this_thread::sleep_for(10ms);
+        for (int i = 0; i < 100 && ::rmdir(e.path().c_str()) < 0; ++i)
+          std::this_thread::sleep_for(10ms);
       }
       ::rmdir(parent.c_str());
     }
-    if (HasFailure() && dir_) std::cerr << "---- agent log ----\n" << agent_log() << "-------------------\n";
+    if (HasFailure() && dir_)
+      std::cerr << "---- agent log ----\n" << agent_log() << "-------------------\n";
   }
 
   std::string agent_log() const { return dir_ ? read_text(*dir_ / "agent.log") : ""; }
@@ -207,8 +220,9 @@ class AgentHostTest : public ::testing::Test {
   struct Streams {
     common::UniqueFd in, out, err;
   };
-  Streams create(const std::string& id, const json& spec, const v1::Rootfs& rootfs, bool in, bool out, bool err,
-                 bool terminal = false, uint32_t width = 0, uint32_t height = 0) {
+  Streams create(const std::string& id, const json& spec, const v1::Rootfs& rootfs, bool in,
+                 bool out, bool err, bool terminal = false, uint32_t width = 0,
+                 uint32_t height = 0) {
     v1::CreateContainerRequest req;
     req.set_container_id(id);
     req.set_spec_json(spec.dump());
@@ -266,8 +280,9 @@ class AgentHostTest : public ::testing::Test {
     return api().ProcessState(req);
   }
 
-  void exec(const std::string& id, const std::string& exec_id, const std::vector<std::string>& args, bool in,
-            bool out, bool err, bool terminal = false, uint32_t width = 0, uint32_t height = 0) {
+  void exec(const std::string& id, const std::string& exec_id, const std::vector<std::string>& args,
+            bool in, bool out, bool err, bool terminal = false, uint32_t width = 0,
+            uint32_t height = 0) {
     json process = base_spec()["process"];
     process["args"] = args;
     v1::ExecProcessRequest req;
@@ -302,8 +317,8 @@ class AgentHostTest : public ::testing::Test {
 };
 
 TEST_F(AgentHostTest, ContainerOutputArrivesWithEofBeforeTheExit) {
-  auto st = create("hello", make_spec({"sh", "-c", "echo hello from busybox; echo to stderr >&2"}), dir_rootfs(),
-                   false, true, true);
+  auto st = create("hello", make_spec({"sh", "-c", "echo hello from busybox; echo to stderr >&2"}),
+                   dir_rootfs(), false, true, true);
   EXPECT_EQ(state("hello").status(), v1::PROCESS_STATUS_CREATED);
   start("hello");
   // Read nothing until the exit is reported: by then the agent must have
@@ -343,7 +358,8 @@ TEST_F(AgentHostTest, ExecRunsInsideTheRunningContainer) {
   create("box", make_spec({"sleep", "1000"}), dir_rootfs(), false, false, false);
   start("box");
   exec("box", "e1", {"sh", "-c", "hostname; echo oops >&2; exit 3"}, false, true, true);
-  EXPECT_EQ(code_of([&] { exec("box", "e1", {"true"}, false, false, false); }), ttrpc::Code::kAlreadyExists);
+  EXPECT_EQ(code_of([&] { exec("box", "e1", {"true"}, false, false, false); }),
+            ttrpc::Code::kAlreadyExists);
   auto out = client_->open_stream("box", "e1", StreamKind::kStdout);
   auto err = client_->open_stream("box", "e1", StreamKind::kStderr);
   EXPECT_EQ(state("box", "e1").status(), v1::PROCESS_STATUS_CREATED);
@@ -410,8 +426,8 @@ TEST_F(AgentHostTest, ExecWithTerminalResizesAndSeesEofCharacter) {
   // `read` first: crun 1.8 does not apply the initial size to exec
   // processes itself, the agent sizes the pty when crun hands it over, which
   // can be a moment after the process started (see README, Known limits).
-  exec("ttyhost", "t1", {"sh", "-c", "read go; stty size; cat; echo cat-done; stty size"}, true, true, false, true,
-       100, 30);
+  exec("ttyhost", "t1", {"sh", "-c", "read go; stty size; cat; echo cat-done; stty size"}, true,
+       true, false, true, 100, 30);
   // Terminal exec: the streams wait for the pty that comes with start.
   auto in = client_->open_stream("ttyhost", "t1", StreamKind::kStdin);
   auto out = client_->open_stream("ttyhost", "t1", StreamKind::kStdout);
@@ -437,7 +453,8 @@ TEST_F(AgentHostTest, ExecWithTerminalResizesAndSeesEofCharacter) {
 }
 
 TEST_F(AgentHostTest, SignalAllKillsEveryProcessOfTheContainer) {
-  create("many", make_spec({"sh", "-c", "sleep 1000 & sleep 1000 & wait"}), dir_rootfs(), false, false, false);
+  create("many", make_spec({"sh", "-c", "sleep 1000 & sleep 1000 & wait"}), dir_rootfs(), false,
+         false, false);
   start("many");
   v1::ListProcessesRequest ps;
   ps.set_container_id("many");
@@ -454,13 +471,16 @@ TEST_F(AgentHostTest, SignalAllKillsEveryProcessOfTheContainer) {
   signal("many", SIGKILL, true);
   EXPECT_EQ(wait("many").exit_status(), 137u);
   EXPECT_EQ(wait("many", "x").exit_status(), 137u);
-  for (uint32_t pid : pids) EXPECT_FALSE(fs::exists("/proc/" + std::to_string(pid))) << "pid " << pid << " lives";
+  for (uint32_t pid : pids)
+    EXPECT_FALSE(fs::exists("/proc/" + std::to_string(pid))) << "pid " << pid << " lives";
   remove("many", "x");
   remove("many");
 }
 
 TEST_F(AgentHostTest, StatsReportCpuMemoryAndPids) {
-  json spec = make_spec({"sh", "-c", "i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; echo busy-done; sleep 1000 & wait"});
+  json spec = make_spec(
+      {"sh", "-c",
+       "i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; echo busy-done; sleep 1000 & wait"});
   spec["linux"]["resources"]["memory"]["limit"] = 256 * 1024 * 1024;
   auto st = create("stats", spec, dir_rootfs(), false, true, false);
   start("stats");
@@ -525,8 +545,8 @@ TEST_F(AgentHostTest, OomKillIsReportedBeforeTheExit) {
 TEST_F(AgentHostTest, DeleteLeavesNoMountLoopDeviceCgroupOrBundle) {
   v1::Rootfs rootfs = ext4_rootfs();
   std::string image = rootfs.upper().device();
-  auto st = create("disk", make_spec({"sh", "-c", "echo written > /persisted; cat /etc/hostname"}), rootfs, false,
-                   true, false);
+  auto st = create("disk", make_spec({"sh", "-c", "echo written > /persisted; cat /etc/hostname"}),
+                   rootfs, false, true, false);
   std::string mountinfo = read_text("/proc/" + std::to_string(agent_.pid()) + "/mountinfo");
   EXPECT_NE(mountinfo.find("/containers/disk/rootfs"), std::string::npos) << "rootfs not mounted";
   EXPECT_NE(run_checked({"losetup", "-j", image}).find("/dev/loop"), std::string::npos);
@@ -547,14 +567,17 @@ TEST_F(AgentHostTest, DeleteLeavesNoMountLoopDeviceCgroupOrBundle) {
   }
   EXPECT_EQ(loops, "") << "loop device still attached";
   EXPECT_FALSE(fs::exists(bundle)) << bundle;
-  EXPECT_FALSE(fs::exists(fs::path("/sys/fs/cgroup/memory") / (cgroup_parent_.substr(1) + "/disk")));
+  EXPECT_FALSE(
+      fs::exists(fs::path("/sys/fs/cgroup/memory") / (cgroup_parent_.substr(1) + "/disk")));
   // The container's write went to the image.
-  EXPECT_NE(run_checked({"debugfs", "-R", "cat /persisted", image}).find("written"), std::string::npos);
+  EXPECT_NE(run_checked({"debugfs", "-R", "cat /persisted", image}).find("written"),
+            std::string::npos);
 }
 
 TEST_F(AgentHostTest, OverlayOverErofsLowerWithExt4Upper) {
   EMBER_REQUIRE(fs::exists(rootfs_dir() / "rootfs.erofs"), "needs mkfs.erofs");
-  EMBER_REQUIRE(read_text("/proc/filesystems").find("erofs") != std::string::npos, "needs EROFS in the kernel");
+  EMBER_REQUIRE(read_text("/proc/filesystems").find("erofs") != std::string::npos,
+                "needs EROFS in the kernel");
   fs::path upper = *dir_ / "upper.ext4";
   run_checked({"mkfs.ext4", "-q", "-F", upper.string(), "16M"});
   v1::Rootfs rootfs;
@@ -563,20 +586,26 @@ TEST_F(AgentHostTest, OverlayOverErofsLowerWithExt4Upper) {
   auto* lower = rootfs.add_lowers();
   lower->set_device((rootfs_dir() / "rootfs.erofs").string());
   lower->set_fstype("erofs");
-  auto st = create("ovl", make_spec({"sh", "-c", "echo layered > /new-file && cat /new-file && ls /bin/busybox"}),
-                   rootfs, false, true, false);
+  auto st = create(
+      "ovl",
+      make_spec({"sh", "-c", "echo layered > /new-file && cat /new-file && ls /bin/busybox"}),
+      rootfs, false, true, false);
   start("ovl");
   EXPECT_EQ(read_to_eof(st.out.get()), "layered\n/bin/busybox\n");
   EXPECT_EQ(wait("ovl").exit_status(), 0u);
   remove("ovl");
-  EXPECT_NE(run_checked({"debugfs", "-R", "cat /upper/new-file", upper.string()}).find("layered"), std::string::npos);
+  EXPECT_NE(run_checked({"debugfs", "-R", "cat /upper/new-file", upper.string()}).find("layered"),
+            std::string::npos);
 }
 
 TEST_F(AgentHostTest, CriStyleSpecWithHostPathsIsAdaptedToTheGuest) {
-  json spec = make_spec({"sh", "-c", "grep -q ' /dev/shm tmpfs' /proc/mounts && echo shm-ok; ls /volume 2>&1; echo end"});
+  json spec = make_spec(
+      {"sh", "-c",
+       "grep -q ' /dev/shm tmpfs' /proc/mounts && echo shm-ok; ls /volume 2>&1; echo end"});
   for (auto& ns : spec["linux"]["namespaces"]) {
     std::string type = ns["type"];
-    if (type == "network" || type == "ipc" || type == "uts") ns["path"] = "/proc/1/ns/" + std::string(type == "network" ? "net" : type);
+    if (type == "network" || type == "ipc" || type == "uts")
+      ns["path"] = "/proc/1/ns/" + std::string(type == "network" ? "net" : type);
   }
   spec["mounts"].push_back({{"destination", "/volume"},
                             {"type", "bind"},
@@ -601,8 +630,9 @@ TEST_F(AgentHostTest, ErrorsCarryContainerdCodes) {
   EXPECT_EQ(code_of([&] { state("nope"); }), ttrpc::Code::kNotFound);
   EXPECT_EQ(code_of([&] { wait("nope"); }), ttrpc::Code::kNotFound);
   EXPECT_EQ(code_of([&] { start("nope"); }), ttrpc::Code::kNotFound);
-  EXPECT_EQ(code_of([&] { create("../escape", make_spec({"true"}), dir_rootfs(), false, false, false); }),
-            ttrpc::Code::kInvalidArgument);
+  EXPECT_EQ(
+      code_of([&] { create("../escape", make_spec({"true"}), dir_rootfs(), false, false, false); }),
+      ttrpc::Code::kInvalidArgument);
   v1::CreateContainerRequest bad;
   bad.set_container_id("badspec");
   bad.set_spec_json("{not json");
@@ -632,6 +662,25 @@ TEST_F(AgentHostTest, ErrorsCarryContainerdCodes) {
   remove("dup");
 }
 
+TEST_F(AgentHostTest, MissingExecutableFailsWithCrunsReason) {
+  std::string message;
+  try {
+    create("noexe", make_spec({"/no/such/binary"}), dir_rootfs(), false, false, false);
+    start("noexe");
+  } catch (const ttrpc::StatusError& e) {
+    message = e.what();
+    EXPECT_EQ(e.code(), ttrpc::Code::kInternal);
+  }
+  EXPECT_NE(message.find("/no/such/binary"), std::string::npos)
+      << "crun's reason should reach the host: " << message;
+  // Whatever step failed, the container can be removed and leaves nothing.
+  try {
+    remove("noexe");
+  } catch (const ttrpc::StatusError& e) {
+    EXPECT_EQ(e.code(), ttrpc::Code::kNotFound) << e.what();
+  }
+}
+
 TEST_F(AgentHostTest, CreatedContainerCanBeDeletedWithoutStarting) {
   create("unstarted", make_spec({"sleep", "1000"}), ext4_rootfs(), false, true, false);
   EXPECT_EQ(state("unstarted").status(), v1::PROCESS_STATUS_CREATED);
@@ -650,6 +699,8 @@ TEST_F(AgentHostTest, GuestInfoPingAndLog) {
   EXPECT_GE(info.cpus(), 1u);
   EXPECT_FALSE(info.pid1());
   EXPECT_EQ(info.containers(), 0u);
+  EXPECT_GT(info.agent_rss_bytes(), 0u);
+  std::cout << "[ agent    ] RSS " << info.agent_rss_bytes() / 1024 << " KiB (host mode, idle)\n";
   v1::ReadLogRequest req;
   auto log = api().ReadLog(req);
   EXPECT_NE(log.data().find("ready (host mode)"), std::string::npos) << log.data();

@@ -55,6 +55,10 @@ void ApiClient::send_raw(const std::string& bytes) {
   }
 }
 
+void ApiClient::finish_sending() {
+  if (fd_) ::shutdown(fd_.get(), SHUT_WR);
+}
+
 bool ApiClient::fill(std::chrono::milliseconds timeout) {
   pollfd p{fd_.get(), POLLIN, 0};
   if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return false;
@@ -84,7 +88,8 @@ HttpReply ApiClient::read_reply(std::chrono::milliseconds timeout) {
         return reply;
       }
     }
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0 || !fill(left)) {
       reply.raw = buffer_;
       return reply;
@@ -94,8 +99,11 @@ HttpReply ApiClient::read_reply(std::chrono::milliseconds timeout) {
 
 HttpReply ApiClient::request(const std::string& method, const std::string& path,
                              const std::optional<std::string>& body) {
-  std::string req = method + " " + path + " HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n";
-  if (body) req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body->size()) + "\r\n";
+  std::string req =
+      method + " " + path + " HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n";
+  if (body)
+    req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body->size()) +
+           "\r\n";
   req += "\r\n";
   if (body) req += *body;
   send_raw(req);
@@ -106,7 +114,8 @@ bool ApiClient::closed_by_server(std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     pollfd p{fd_.get(), POLLIN, 0};
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
     char tmp[4096];
     ssize_t n = ::read(fd_.get(), tmp, sizeof tmp);
@@ -115,7 +124,9 @@ bool ApiClient::closed_by_server(std::chrono::milliseconds timeout) {
   }
 }
 
-std::filesystem::path EmberVmm::binary() { return std::filesystem::path(EMBER_BINARY_DIR) / "vmm/api/ember-vmm"; }
+std::filesystem::path EmberVmm::binary() {
+  return std::filesystem::path(EMBER_BINARY_DIR) / "vmm/api/ember-vmm";
+}
 
 EmberVmm::EmberVmm(std::vector<std::string> args) : dir_("ember-api") {
   socket_ = dir_ / "api.sock";

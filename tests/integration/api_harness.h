@@ -17,11 +17,13 @@
 namespace ember::testing {
 
 struct HttpReply {
-  int status = 0;        // 0: no answer (connection closed or timed out)
-  std::string head;      // status line and headers
+  int status = 0;    // 0: no answer (connection closed or timed out)
+  std::string head;  // status line and headers
   std::string body;
-  std::string raw;       // exactly what came over the socket
-  bool has_header(const std::string& line) const { return head.find("\r\n" + line + "\r\n") != std::string::npos; }
+  std::string raw;  // exactly what came over the socket
+  bool has_header(const std::string& line) const {
+    return head.find("\r\n" + line + "\r\n") != std::string::npos;
+  }
 };
 
 class ApiClient {
@@ -31,16 +33,26 @@ class ApiClient {
   // Connects (or keeps the current connection: keep-alive).
   void connect();
   HttpReply get(const std::string& path) { return request("GET", path, std::nullopt); }
-  HttpReply put(const std::string& path, const std::string& body) { return request("PUT", path, body); }
-  HttpReply patch(const std::string& path, const std::string& body) { return request("PATCH", path, body); }
-  HttpReply request(const std::string& method, const std::string& path, const std::optional<std::string>& body);
+  HttpReply put(const std::string& path, const std::string& body) {
+    return request("PUT", path, body);
+  }
+  HttpReply patch(const std::string& path, const std::string& body) {
+    return request("PATCH", path, body);
+  }
+  HttpReply request(const std::string& method, const std::string& path,
+                    const std::optional<std::string>& body);
 
   void send_raw(const std::string& bytes);
+  // Tells the server this client will send nothing more (shutdown(SHUT_WR)).
+  void finish_sending();
   // One response: head up to the blank line, then Content-Length bytes.
   HttpReply read_reply(std::chrono::milliseconds timeout = std::chrono::seconds(10));
   // True when the server closes the connection within `timeout`.
   bool closed_by_server(std::chrono::milliseconds timeout = std::chrono::seconds(5));
-  void disconnect() { fd_.reset(); buffer_.clear(); }
+  void disconnect() {
+    fd_.reset();
+    buffer_.clear();
+  }
 
  private:
   bool fill(std::chrono::milliseconds timeout);

@@ -24,8 +24,9 @@ TEST(CliOptions, HelpListsTheArguments) {
   ASSERT_EQ(vmm.wait_exit(), 0);
   std::string out = vmm.stdout_text();
   EXPECT_EQ(out.rfind("Firecracker v", 0), 0u);
-  for (const char* arg : {"--api-sock <api-sock>", "--config-file <config-file>", "--no-api", "--boot-timer",
-                          "--http-api-max-payload-size", "--seccomp-filter", "--start-time-us"})
+  for (const char* arg :
+       {"--api-sock <api-sock>", "--config-file <config-file>", "--no-api", "--boot-timer",
+        "--http-api-max-payload-size", "--seccomp-filter", "--start-time-us"})
     EXPECT_NE(out.find(arg), std::string::npos) << arg;
 }
 
@@ -37,40 +38,53 @@ struct ExitCase {
 
 TEST(CliOptions, BadArgumentsExitWithUpstreamCodesAndMessages) {
   const ExitCase cases[] = {
-      {{"--foo"}, 153, "Found argument 'foo' which wasn't expected, or isn't valid in this context."},
+      {{"--foo"},
+       153,
+       "Found argument 'foo' which wasn't expected, or isn't valid in this context."},
       {{"--no-api"}, 153, "Argument 'config-file' required, but not found."},
       {{"--id"}, 153, "The argument 'id' requires a value, but none was supplied."},
       {{"--id", "bad_id"}, 153, "Invalid instance ID: Invalid char (_) at position 3"},
-      {{"--no-seccomp", "--seccomp-filter", "x"}, 153,
+      {{"--no-seccomp", "--seccomp-filter", "x"},
+       153,
        "Argument 'seccomp-filter' cannot be used together with argument 'no-seccomp'."},
-      {{"--level", "chatty"}, 152,
-       "Invalid value for logger level: Failed to parse string to level filter: chatty.Possible values: [Error, "
+      {{"--level", "chatty"},
+       152,
+       "Invalid value for logger level: Failed to parse string to level filter: chatty.Possible "
+       "values: [Error, "
        "Warning, Info, Debug]"},
-      {{"--log-path", "/nonexistent-dir/fc.log"}, 1,
-       "Could not initialize logger: Failed to open target file: No such file or directory (os error 2)"},
-      {{"--metrics-path", "/nonexistent-dir/m.json"}, 1,
-       "Could not initialize metrics: Cannot initialize the metrics system due to bad user input: No such file or "
+      {{"--log-path", "/nonexistent-dir/fc.log"},
+       1,
+       "Could not initialize logger: Failed to open target file: No such file or directory (os "
+       "error 2)"},
+      {{"--metrics-path", "/nonexistent-dir/m.json"},
+       1,
+       "Could not initialize metrics: Cannot initialize the metrics system due to bad user input: "
+       "No such file or "
        "directory (os error 2)"},
-      {{"--config-file", "/nonexistent-dir/vm.json", "--no-api"}, 1, "Unable to open or read from the configuration file"},
+      {{"--config-file", "/nonexistent-dir/vm.json", "--no-api"},
+       1,
+       "Unable to open or read from the configuration file"},
   };
   for (const auto& c : cases) {
     EmberVmm vmm(c.args);
     EXPECT_EQ(vmm.wait_exit(), c.code) << c.message;
     std::string out = vmm.stdout_text();
     EXPECT_NE(out.find(c.message), std::string::npos) << out;
-    EXPECT_NE(out.find("Firecracker exiting with error. exit_code=" + std::to_string(c.code)), std::string::npos)
+    EXPECT_NE(out.find("Firecracker exiting with error. exit_code=" + std::to_string(c.code)),
+              std::string::npos)
         << out;
     EXPECT_NE(vmm.stderr_text().find("Error: "), std::string::npos);
   }
 }
 
 TEST(CliOptions, AcceptedFlagsThatEmberDoesNotActOnAreSaidSo) {
-  EmberVmm vmm({"--seccomp-filter", "/nonexistent.bpf", "--mmds-size-limit", "1024", "--start-time-us", "1",
-                "--start-time-cpu-us", "1", "--parent-cpu-time-us", "5"});
+  EmberVmm vmm({"--seccomp-filter", "/nonexistent.bpf", "--mmds-size-limit", "1024",
+                "--start-time-us", "1", "--start-time-cpu-us", "1", "--parent-cpu-time-us", "5"});
   ASSERT_TRUE(vmm.wait_ready());
   vmm.signal(SIGTERM);
   EXPECT_EQ(vmm.wait_exit(), 0);
-  EXPECT_NE(vmm.stdout_text().find("seccomp filtering is not implemented in ember yet"), std::string::npos)
+  EXPECT_NE(vmm.stdout_text().find("seccomp filtering is not implemented in ember yet"),
+            std::string::npos)
       << vmm.stdout_text();
 }
 
@@ -85,36 +99,46 @@ void expect_config_failure(const std::string& config, const std::string& message
   EXPECT_EQ(vmm.wait_exit(), 1);
   std::string out = vmm.stdout_text();
   std::string context = no_api ? "RunWithoutApiError error: " : "RunWithApi error: ";
-  EXPECT_NE(out.find(context + "Failed to build MicroVM from Json: " + message), std::string::npos) << out;
+  EXPECT_NE(out.find(context + "Failed to build MicroVM from Json: " + message), std::string::npos)
+      << out;
   EXPECT_NE(out.find("Firecracker exiting with error. exit_code=1"), std::string::npos) << out;
 }
 
 TEST(CliOptions, ConfigFileErrorsAreUpstreamsLines) {
-  expect_config_failure("{", "Configuration for VMM from one single json failed: Invalid JSON: EOF while parsing an "
-                             "object at line 1 column 1", true);
-  expect_config_failure(R"({"boot-source": {"kernel_image_path": "/nonexistent/vmlinux"}})",
-                        "Configuration for VMM from one single json failed: Invalid JSON: missing field `drives` at "
-                        "line 1 column 62",
-                        false);
+  expect_config_failure(
+      "{",
+      "Configuration for VMM from one single json failed: Invalid JSON: EOF while parsing an "
+      "object at line 1 column 1",
+      true);
+  expect_config_failure(
+      R"({"boot-source": {"kernel_image_path": "/nonexistent/vmlinux"}})",
+      "Configuration for VMM from one single json failed: Invalid JSON: missing field `drives` at "
+      "line 1 column 62",
+      false);
   // upstream's tests/framework/vm_config_missing_vcpu_count.json, in spirit
-  expect_config_failure(R"({"boot-source": {"kernel_image_path": "/nonexistent/vmlinux"}, "drives": [],
+  expect_config_failure(
+      R"({"boot-source": {"kernel_image_path": "/nonexistent/vmlinux"}, "drives": [],
                             "machine-config": {"mem_size_mib": 1024}})",
-                        "Configuration for VMM from one single json failed: Invalid JSON: missing field `vcpu_count`",
-                        true);
-  expect_config_failure(R"({"boot-source": {"kernel_image_path": "/nonexistent/vmlinux"}, "drives": []})",
-                        "Configuration for VMM from one single json failed: Boot source error: The kernel file cannot "
-                        "be opened: No such file or directory (os error 2)",
-                        true);
+      "Configuration for VMM from one single json failed: Invalid JSON: missing field `vcpu_count`",
+      true);
+  expect_config_failure(
+      R"({"boot-source": {"kernel_image_path": "/nonexistent/vmlinux"}, "drives": []})",
+      "Configuration for VMM from one single json failed: Boot source error: The kernel file "
+      "cannot "
+      "be opened: No such file or directory (os error 2)",
+      true);
   expect_config_failure(R"({"boot-source": {"kernel_image_path": "/proc/self/exe"}, "drives": [],
                             "machine-config": {"vcpu_count": 0, "mem_size_mib": 128}})",
-                        "Configuration for VMM from one single json failed: VM config error: The number of vCPUs must "
+                        "Configuration for VMM from one single json failed: VM config error: The "
+                        "number of vCPUs must "
                         "be greater than 0",
                         true);
-  expect_config_failure(R"({"boot-source": {"kernel_image_path": "/proc/self/exe"}, "drives": [],
+  expect_config_failure(
+      R"({"boot-source": {"kernel_image_path": "/proc/self/exe"}, "drives": [],
                             "balloon": {"amount_mib": 1, "deflate_on_oom": false}})",
-                        "Configuration for VMM from one single json failed: The balloon device is not supported by "
-                        "ember.",
-                        true);
+      "Configuration for VMM from one single json failed: The balloon device is not supported by "
+      "ember.",
+      true);
 }
 
 }  // namespace

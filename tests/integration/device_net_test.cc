@@ -37,8 +37,9 @@ const std::array<uint8_t, 6> kGuestMac{0x02, 0, 0, 0, 0, 1};
 
 uint64_t bit(unsigned b) { return uint64_t(1) << b; }
 
-std::vector<uint8_t> ethernet_frame(const std::array<uint8_t, 6>& dst, const std::array<uint8_t, 6>& src,
-                                    const std::string& payload, size_t min_size = 60) {
+std::vector<uint8_t> ethernet_frame(const std::array<uint8_t, 6>& dst,
+                                    const std::array<uint8_t, 6>& src, const std::string& payload,
+                                    size_t min_size = 60) {
   std::vector<uint8_t> f(dst.begin(), dst.end());
   f.insert(f.end(), src.begin(), src.end());
   f.push_back(kEtherType >> 8);
@@ -64,7 +65,8 @@ struct NetFixture : ::testing::Test {
   void SetUp() override {
     EMBER_REQUIRE(::geteuid() == 0 && ::access("/dev/net/tun", R_OK | W_OK) == 0,
                   "virtio-net tests need root and /dev/net/tun");
-    EMBER_REQUIRE(::unshare(CLONE_NEWNET) == 0, "virtio-net tests need a private network namespace (unshare)");
+    EMBER_REQUIRE(::unshare(CLONE_NEWNET) == 0,
+                  "virtio-net tests need a private network namespace (unshare)");
     {
       // A persistent tap, as the shim (or the operator) creates it before ember-vmm.
       common::UniqueFd tun(::open("/dev/net/tun", O_RDWR | O_CLOEXEC));
@@ -81,10 +83,33 @@ struct NetFixture : ::testing::Test {
     std::strncpy(ifr.ifr_name, kTapName, IFNAMSIZ - 1);
     ifr.ifr_mtu = 9000;
     ASSERT_EQ(::ioctl(ctl.get(), SIOCSIFMTU, &ifr), 0) << strerror(errno);
+    ifindex = static_cast<int>(::if_nametoindex(kTapName));
+  }
+
+  void start(NetworkInterfaceConfig config = {}, uint64_t extra_features = 0) {
+    config.iface_id = "eth0";
+    config.host_dev_name = kTapName;
+    if (!config.guest_mac) config.guest_mac = "02:00:00:00:00:01";
+    device = std::make_unique<NetDevice>(config, logger, metrics);
+    uint64_t features =
+        bit(kFeatureVersion1) | bit(kFeatureEventIdx) | bit(kNetFeatureMac) | extra_features;
+    {
+      auto guard = device->lock();
+      device->activate(
+          ActivationContext{memory, {rx.state(), tx.state()}, features, interrupt, loop});
+    }
+    // Bring the link up only now that the device holds the tap (carrier on):
+    // the queueing discipline is then activated at once. Up without carrier,
+    // activation waits for the kernel's link watcher, and frames sent
+    // meanwhile are dropped silently.
+    common::UniqueFd ctl(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    ifreq ifr{};
+    std::strncpy(ifr.ifr_name, kTapName, IFNAMSIZ - 1);
     ASSERT_EQ(::ioctl(ctl.get(), SIOCGIFFLAGS, &ifr), 0);
     ifr.ifr_flags |= IFF_UP | IFF_NOARP;
     ASSERT_EQ(::ioctl(ctl.get(), SIOCSIFFLAGS, &ifr), 0) << strerror(errno);
-    ifindex = static_cast<int>(::if_nametoindex(kTapName));
+    // The host network's end: a packet socket on the tap, bound once the link
+    // is up (bound to a down link it reports ENETDOWN on the first send).
     packet.reset(::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL)));
     ASSERT_TRUE(packet.valid());
     sockaddr_ll sll{};
@@ -93,16 +118,6 @@ struct NetFixture : ::testing::Test {
     sll.sll_ifindex = ifindex;
     ASSERT_EQ(::bind(packet.get(), reinterpret_cast<sockaddr*>(&sll), sizeof sll), 0);
   }
-
-  void start(NetworkInterfaceConfig config = {}, uint64_t extra_features = 0) {
-    config.iface_id = "eth0";
-    config.host_dev_name = kTapName;
-    if (!config.guest_mac) config.guest_mac = "02:00:00:00:00:01";
-    device = std::make_unique<NetDevice>(config, logger, metrics);
-    uint64_t features = bit(kFeatureVersion1) | bit(kFeatureEventIdx) | bit(kNetFeatureMac) | extra_features;
-    auto guard = device->lock();
-    device->activate(ActivationContext{memory, {rx.state(), tx.state()}, features, interrupt, loop});
-  }
   void kick(uint16_t q) {
     auto guard = device->lock();
     device->process_queue(q);
@@ -110,7 +125,8 @@ struct NetFixture : ::testing::Test {
   void send_from_guest(const std::vector<uint8_t>& frame) {
     std::vector<uint8_t> hdr(kVnetHeaderSize, 0);
     tx.add_chain({Buffer{testing::put_bytes(memory, allocator, hdr), kVnetHeaderSize, false},
-                  Buffer{testing::put_bytes(memory, allocator, frame), static_cast<uint32_t>(frame.size()), false}});
+                  Buffer{testing::put_bytes(memory, allocator, frame),
+                         static_cast<uint32_t>(frame.size()), false}});
   }
   // The next frame of our EtherType the host network saw, or empty.
   std::vector<uint8_t> host_receive(int timeout_ms = 2000) {
@@ -133,7 +149,8 @@ struct NetFixture : ::testing::Test {
     sll.sll_family = AF_PACKET;
     sll.sll_ifindex = ifindex;
     sll.sll_halen = 6;
-    ASSERT_EQ(::sendto(packet.get(), frame.data(), frame.size(), 0, reinterpret_cast<sockaddr*>(&sll), sizeof sll),
+    ASSERT_EQ(::sendto(packet.get(), frame.data(), frame.size(), 0,
+                       reinterpret_cast<sockaddr*>(&sll), sizeof sll),
               static_cast<ssize_t>(frame.size()))
         << strerror(errno);
   }
@@ -171,13 +188,18 @@ struct NetFixture : ::testing::Test {
           r.buffers = num_buffers;
         }
         bytes.insert(bytes.end(), data.begin(), data.end());
-        if (--remaining == 0 && bytes.size() >= kVnetHeaderSize + 14 && bytes[kVnetHeaderSize + 12] == (kEtherType >> 8)) {
+        if (--remaining == 0 && bytes.size() >= kVnetHeaderSize + 14 &&
+            bytes[kVnetHeaderSize + 12] == (kEtherType >> 8)) {
           r.header.assign(bytes.begin(), bytes.begin() + kVnetHeaderSize);
           r.frame.assign(bytes.begin() + kVnetHeaderSize, bytes.end());
           return r;
         }
       }
     }
+    ADD_FAILURE() << "no frame for the guest; tap events " << metric("rx_tap_event_count")
+                  << ", frames " << metric("rx_count") << ", no buffer "
+                  << metric("no_rx_avail_buffer") << ", rx fails " << metric("rx_fails")
+                  << ", used " << rx.used_idx();
     return std::nullopt;
   }
   void TearDown() override {
@@ -275,7 +297,8 @@ TEST_F(NetFixture, MalformedTxChainsAreDropped) {
 
 TEST_F(NetFixture, SpoofedSourceMacIsCounted) {
   start();
-  send_from_guest(ethernet_frame({0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, {0x02, 9, 9, 9, 9, 9}, "spoof"));
+  send_from_guest(
+      ethernet_frame({0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, {0x02, 9, 9, 9, 9, 9}, "spoof"));
   kick(NetDevice::kTxQueue);
   EXPECT_FALSE(host_receive().empty());
   EXPECT_EQ(metric("tx_spoofed_mac_count"), 1u);
@@ -286,7 +309,8 @@ TEST_F(NetFixture, TxRateLimiterDelaysFrames) {
   config.tx_rate_limiter = RateLimiterConfig{std::nullopt, TokenBucketConfig{1, std::nullopt, 100}};
   start(config);
   for (int i = 0; i < 3; ++i) {
-    send_from_guest(ethernet_frame({0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, kGuestMac, "rl" + std::to_string(i)));
+    send_from_guest(
+        ethernet_frame({0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, kGuestMac, "rl" + std::to_string(i)));
   }
   kick(NetDevice::kTxQueue);
   EXPECT_EQ(tx.used_idx(), 1);
@@ -305,7 +329,8 @@ TEST_F(NetFixture, ConfigSpaceCarriesMacAndMtu) {
   EXPECT_TRUE(device->available_features() & bit(kNetFeatureMac));
   uint8_t space[12];
   device->read_config(0, space);
-  EXPECT_EQ(std::vector<uint8_t>(space, space + 6), std::vector<uint8_t>(kGuestMac.begin(), kGuestMac.end()));
+  EXPECT_EQ(std::vector<uint8_t>(space, space + 6),
+            std::vector<uint8_t>(kGuestMac.begin(), kGuestMac.end()));
   uint16_t mtu;
   std::memcpy(&mtu, space + 10, 2);
   EXPECT_EQ(mtu, 1400);

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstring>
 #include <fstream>
+#include <string>
 #include <regex>
 #include <thread>
 
@@ -103,6 +104,17 @@ TEST(PayloadBoot, ZeroPageCarriesCommandLineAndE820Map) {
                            "e820 addr=0x100000 size=0x7f00000 type=1\n"));
   EXPECT_THAT(s, HasSubstr("mptable signature=PCMP checksum=ok cpus=1 ioapic=0xfec00000 lapic=0xfee00000"));
   EXPECT_THAT(s, HasSubstr("cpuid apic_id=0 hypervisor=1"));
+}
+
+TEST(PayloadBoot, MemoryAbove3GiBContinuesAt4GiB) {
+  REQUIRE_KVM();
+  PayloadVm vm("boot_info");
+  vm.resources().machine.mem_size_mib = 4096;
+  PayloadRun run = vm.run();
+  expect_clean_reset(run);
+  EXPECT_THAT(run.serial, HasSubstr("e820 entries=5\n"));
+  EXPECT_THAT(run.serial, HasSubstr("e820 addr=0x100000 size=0xbff00000 type=1\n"));
+  EXPECT_THAT(run.serial, HasSubstr("e820 addr=0x100000000 size=0x40000000 type=1\n"));
 }
 
 TEST(PayloadBoot, DefaultBootArgsAreFirecrackers) {
@@ -255,7 +267,7 @@ TEST(PayloadVirtioMmio, GuestFindsAnnouncedDeviceAndCompletesAQueueRoundTrip) {
   expect_clean_reset(run);
   const std::string& s = run.serial;
   EXPECT_THAT(s, HasSubstr("virtio device=0 base=0xc0001000 gsi=5 magic=0x74726976 version=2 device_id=126 "
-                           "vendor=0x0"));
+                           "vendor=0x0 config0=0x4746435245424d45"));
   EXPECT_THAT(s, HasSubstr("virtio devices=1"));
   EXPECT_THAT(s, HasSubstr("features low=0x20 high=0x1")) << "device bits plus VIRTIO_F_VERSION_1";
   EXPECT_THAT(s, HasSubstr("queue0 max=16"));
@@ -266,6 +278,39 @@ TEST(PayloadVirtioMmio, GuestFindsAnnouncedDeviceAndCompletesAQueueRoundTrip) {
   EXPECT_EQ(stats->activations.load(), 1);
   EXPECT_EQ(stats->requests.load(), 1);
   EXPECT_EQ(stats->acked_features.load(), 1ULL << 32) << "the driver acked VERSION_1 only";
+}
+
+TEST(PayloadVirtioMmio, ConfiguredDevicesAppearInFirecrackersOrder) {
+  REQUIRE_KVM();
+  PayloadVm vm("virtio_probe");
+  TempDir dir("ember-devices");
+  std::ofstream(dir / "data.img") << std::string(1 << 20, '\0');
+  std::ofstream(dir / "root.img") << std::string(2 << 20, '\0');
+  vmm::DriveConfig data;
+  data.drive_id = "data";
+  data.path_on_host = (dir / "data.img").string();
+  vmm::DriveConfig root;
+  root.drive_id = "rootfs";
+  root.is_root_device = true;
+  root.path_on_host = (dir / "root.img").string();
+  vm.resources().drives = {data, root};
+  vm.resources().vsock = vmm::VsockConfig{3, (dir / "vsock.sock").string()};
+  vm.resources().entropy = vmm::EntropyConfig{};
+  vm.resources().boot_source->boot_args = "console=ttyS0";
+  PayloadRun run = vm.run();
+  expect_clean_reset(run);
+  const std::string& s = run.serial;
+  EXPECT_THAT(s, HasSubstr("cmdline=[console=ttyS0 root=/dev/vda rw virtio_mmio.device=4K@0xc0001000:5 "
+                           "virtio_mmio.device=4K@0xc0002000:6 virtio_mmio.device=4K@0xc0003000:7 "
+                           "virtio_mmio.device=4K@0xc0004000:8]"));
+  // Block (root first: 2 MiB = 0x1000 sectors), vsock, entropy: device IDs 2, 2, 19, 4.
+  EXPECT_THAT(s, HasSubstr("virtio device=0 base=0xc0001000 gsi=5 magic=0x74726976 version=2 device_id=2 "
+                           "vendor=0x0 config0=0x1000\n"));
+  EXPECT_THAT(s, HasSubstr("virtio device=1 base=0xc0002000 gsi=6 magic=0x74726976 version=2 device_id=2 "
+                           "vendor=0x0 config0=0x800\n"));
+  EXPECT_THAT(s, HasSubstr("virtio device=2 base=0xc0003000 gsi=7 magic=0x74726976 version=2 device_id=19 "));
+  EXPECT_THAT(s, HasSubstr("virtio device=3 base=0xc0004000 gsi=8 magic=0x74726976 version=2 device_id=4 "));
+  EXPECT_THAT(s, HasSubstr("virtio devices=4"));
 }
 
 TEST(PayloadInterrupts, SerialVirtioAndKeyboardInterruptsReachTheGuest) {
@@ -403,7 +448,7 @@ TEST(PayloadLifecycle, GuestMemoryIsDemandPagedOneMappingPerRegion) {
     if (std::sscanf(line.c_str(), "%lx-%lx", &lo, &hi) == 2) {
       in_guest = lo == start;
       if (in_guest) {
-        EXPECT_EQ(hi - lo, 256ULL << 20);
+        EXPECT_EQ(hi - lo, 256ULL << 20) << line;
       }
       continue;
     }
@@ -412,6 +457,40 @@ TEST(PayloadLifecycle, GuestMemoryIsDemandPagedOneMappingPerRegion) {
   EXPECT_LT(rss_kb, 4096u) << "guest RAM must not be prefaulted";
   vm.vm().stop(0);
   vm.wait(10s);
+}
+
+TEST(PayloadLifecycle, DriveUpdatesRunOnTheDeviceThreadAndReportErrors) {
+  REQUIRE_KVM();
+  TempDir dir("ember-update");
+  std::ofstream(dir / "a.img") << std::string(1 << 20, '\0');
+  std::ofstream(dir / "b.img") << std::string(2 << 20, '\0');
+  PayloadVm vm("spin");
+  vmm::DriveConfig d;
+  d.drive_id = "scratch";
+  d.path_on_host = (dir / "a.img").string();
+  vm.resources().drives = {d};
+  vm.start();
+  ASSERT_TRUE(wait_for_serial(vm, "spinning", 10s));
+  vm.vm().update_drive({"scratch", (dir / "b.img").string(), std::nullopt});
+  EXPECT_EQ(vm.vm().resources().drives.at(0).path_on_host, (dir / "b.img").string());
+  try {
+    vm.vm().update_drive({"nope", (dir / "b.img").string(), std::nullopt});
+    FAIL() << "updated a drive that does not exist";
+  } catch (const common::Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("drive \"nope\" does not exist"));
+  }
+  try {
+    vm.vm().update_drive({"scratch", (dir / "missing.img").string(), std::nullopt});
+    FAIL() << "switched to a missing file";
+  } catch (const common::Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("missing.img"));
+  }
+  EXPECT_EQ(vm.vm().resources().drives.at(0).path_on_host, (dir / "b.img").string()) << "a failed update changes nothing";
+  vm.vm().stop(0);
+  PayloadRun run = vm.wait(10s);
+  EXPECT_EQ(run.exit.reason, "stop requested");
+  // After the VM ended the update still runs (on the caller) and reports.
+  EXPECT_NO_THROW(vm.vm().update_drive({"scratch", (dir / "a.img").string(), std::nullopt}));
 }
 
 TEST(PayloadBuildErrors, MissingKernelIsAClearError) {

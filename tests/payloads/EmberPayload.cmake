@@ -10,6 +10,9 @@
 # project's (sanitizer) compile options.
 set(EMBER_PAYLOAD_KIT_DIR ${CMAKE_CURRENT_LIST_DIR})
 find_program(EMBER_OBJDUMP objdump REQUIRED)
+# Payload flags are GCC's; use gcc whatever compiler the preset chose (the
+# fuzz preset builds the project with clang).
+find_program(EMBER_PAYLOAD_CC gcc REQUIRED)
 
 set(EMBER_PAYLOAD_CFLAGS
   -O2 -std=gnu11 -Wall -Wextra -Werror
@@ -42,7 +45,7 @@ function(ember_payload name)
     add_custom_command(
       OUTPUT ${obj}
       COMMAND ${CMAKE_COMMAND} -E make_directory ${CMAKE_CURRENT_BINARY_DIR}/obj/${name}
-      COMMAND ${CMAKE_C_COMPILER} ${EMBER_PAYLOAD_CFLAGS} -c ${src} -o ${obj}
+      COMMAND ${EMBER_PAYLOAD_CC} ${EMBER_PAYLOAD_CFLAGS} -c ${src} -o ${obj}
       DEPENDS ${src} ${EMBER_PAYLOAD_HEADERS}
       COMMENT "Compiling payload ${name}: ${base}"
       VERBATIM)
@@ -51,7 +54,7 @@ function(ember_payload name)
   set(elf ${CMAKE_CURRENT_BINARY_DIR}/${name}.elf)
   add_custom_command(
     OUTPUT ${elf}
-    COMMAND ${CMAKE_C_COMPILER} ${EMBER_PAYLOAD_LDFLAGS} ${objects} -o ${elf}
+    COMMAND ${EMBER_PAYLOAD_CC} ${EMBER_PAYLOAD_LDFLAGS} ${objects} -o ${elf}
     DEPENDS ${objects} ${EMBER_PAYLOAD_KIT_DIR}/payload.ld
     COMMENT "Linking payload ${name}.elf"
     VERBATIM)

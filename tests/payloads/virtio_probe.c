@@ -1,8 +1,9 @@
 /* Finds the virtio-mmio devices announced on the command line
  * ("virtio_mmio.device=4K@0xc0001000:5"), reports their identification
- * registers, and drives a full virtqueue round trip on the first one
- * (virtio 1.2 §3.1 initialisation, §2.7 split virtqueue, §4.2.3 MMIO):
- * one device-readable buffer and one device-writable buffer. */
+ * registers, and drives a full virtqueue round trip on the first test echo
+ * device (device ID 126) if there is one (virtio 1.2 §3.1 initialisation,
+ * §2.7 split virtqueue, §4.2.3 MMIO): one device-readable buffer and one
+ * device-writable buffer. */
 #include "payload.h"
 
 #define REG_MAGIC 0x000
@@ -35,6 +36,7 @@
 #define S_DRIVER_OK 4
 #define S_FEATURES_OK 8
 
+#define ECHO_DEVICE_ID 126
 #define QSIZE 8
 #define VIRTQ_DESC_F_NEXT 1
 #define VIRTQ_DESC_F_WRITE 2
@@ -144,6 +146,7 @@ void payload_main(void) {
   paging_map_4g();
   const char* cmdline = (const char*)(uint64_t) * (volatile uint32_t*)(payload_entry_state.rsi + ZP_CMD_LINE_PTR);
   const char* key = "virtio_mmio.device=";
+  pl_printf("cmdline=[%s]\n", cmdline);
   unsigned found = 0;
   uint64_t first = 0;
   for (const char* p = strstr_n(cmdline, key); p; p = strstr_n(p + 1, key)) {
@@ -156,13 +159,15 @@ void payload_main(void) {
     if (*end == ':') {
       for (++end; *end >= '0' && *end <= '9'; ++end) gsi = gsi * 10 + (unsigned)(*end - '0');
     }
-    pl_printf("virtio device=%u base=0x%lx gsi=%u magic=0x%x version=%u device_id=%u vendor=0x%x\n", found, base,
-              gsi, mmio_read32(base + REG_MAGIC), mmio_read32(base + REG_VERSION),
-              mmio_read32(base + REG_DEVICE_ID), mmio_read32(base + REG_VENDOR_ID));
-    if (found == 0) first = base;
+    /* The first 8 bytes of config space: a block device's capacity in sectors. */
+    uint64_t config0 = mmio_read32(base + REG_CONFIG) | ((uint64_t)mmio_read32(base + REG_CONFIG + 4) << 32);
+    pl_printf("virtio device=%u base=0x%lx gsi=%u magic=0x%x version=%u device_id=%u vendor=0x%x config0=0x%lx\n",
+              found, base, gsi, mmio_read32(base + REG_MAGIC), mmio_read32(base + REG_VERSION),
+              mmio_read32(base + REG_DEVICE_ID), mmio_read32(base + REG_VENDOR_ID), config0);
+    if (!first && mmio_read32(base + REG_DEVICE_ID) == ECHO_DEVICE_ID) first = base;
     ++found;
   }
   pl_printf("virtio devices=%u\n", found);
-  if (found > 0) roundtrip(first);
+  if (first) roundtrip(first);
   payload_pass();
 }

@@ -36,20 +36,48 @@ struct World {
 void parse_body(uint8_t which, std::string_view body) {
   try {
     switch (which % 14) {
-      case 0: json::parse_action(body); break;
-      case 1: json::parse_boot_source(body); break;
-      case 2: json::parse_machine_config_put(body); break;
-      case 3: json::parse_machine_config_patch(body); break;
-      case 4: json::parse_cpu_config(body); break;
-      case 5: json::parse_drive(body); break;
-      case 6: json::parse_drive_update(body); break;
-      case 7: json::parse_network_interface(body); break;
-      case 8: json::parse_network_interface_update(body); break;
-      case 9: json::parse_vsock(body); break;
-      case 10: json::parse_entropy(body); break;
-      case 11: json::parse_logger(body); break;
-      case 12: json::parse_metrics(body); break;
-      default: json::parse_config_file(body); break;
+      case 0:
+        json::parse_action(body);
+        break;
+      case 1:
+        json::parse_boot_source(body);
+        break;
+      case 2:
+        json::parse_machine_config_put(body);
+        break;
+      case 3:
+        json::parse_machine_config_patch(body);
+        break;
+      case 4:
+        json::parse_cpu_config(body);
+        break;
+      case 5:
+        json::parse_drive(body);
+        break;
+      case 6:
+        json::parse_drive_update(body);
+        break;
+      case 7:
+        json::parse_network_interface(body);
+        break;
+      case 8:
+        json::parse_network_interface_update(body);
+        break;
+      case 9:
+        json::parse_vsock(body);
+        break;
+      case 10:
+        json::parse_entropy(body);
+        break;
+      case 11:
+        json::parse_logger(body);
+        break;
+      case 12:
+        json::parse_metrics(body);
+        break;
+      default:
+        json::parse_config_file(body);
+        break;
     }
   } catch (const json::JsonError&) {
   }
@@ -86,7 +114,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         if (result.fatal) return 0;
       } else if (result.kind == Kind::kRequest) {
         api::RoutedRequest routed = router.route(result.request);
-        if (routed.action && !std::holds_alternative<api::action::ConfigureLogger>(*routed.action) &&
+        if (routed.action &&
+            !std::holds_alternative<api::action::ConfigureLogger>(*routed.action) &&
             !std::holds_alternative<api::action::ConfigureMetrics>(*routed.action)) {
           (void)router.respond(controller.handle(*routed.action)).serialize();
         } else if (routed.response) {

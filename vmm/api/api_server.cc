@@ -56,7 +56,8 @@ struct ApiServer::Connection {
   bool dead = false;         // the socket failed: drop without writing
   uint32_t events = 0;       // current epoll interest
 
-  explicit Connection(common::UniqueFd f, size_t max_payload) : fd(std::move(f)), parser(max_payload) {}
+  explicit Connection(common::UniqueFd f, size_t max_payload)
+      : fd(std::move(f)), parser(max_payload) {}
   size_t pending() const { return out.size() - out_offset; }
 };
 
@@ -78,7 +79,8 @@ class ApiServer::Loop {
       int n = ::epoll_wait(epoll_.get(), events, 16, -1);
       if (n < 0) {
         if (errno == EINTR) continue;
-        LOG_ERROR(s_.logger_, "API Server error on retrieving incoming request: " + common::errno_text(errno));
+        LOG_ERROR(s_.logger_,
+                  "API Server error on retrieving incoming request: " + common::errno_text(errno));
         continue;
       }
       for (int i = 0; i < n && !stopping_; ++i) {
@@ -104,20 +106,24 @@ class ApiServer::Loop {
     epoll_event ev{};
     ev.events = events;
     ev.data.fd = fd;
-    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) != 0) common::throw_errno("epoll_ctl add");
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) != 0)
+      common::throw_errno("epoll_ctl add");
   }
 
   void accept_all() {
     for (;;) {
-      common::UniqueFd fd(::accept4(s_.listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+      common::UniqueFd fd(
+          ::accept4(s_.listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
       if (!fd) {
         if (errno == EINTR || errno == ECONNABORTED) continue;
-        if (errno != EAGAIN) LOG_ERROR(s_.logger_, "API server: accept failed: " + common::errno_text(errno));
+        if (errno != EAGAIN)
+          LOG_ERROR(s_.logger_, "API server: accept failed: " + common::errno_text(errno));
         return;
       }
       if (connections_.size() >= s_.options_.max_connections) {
         // micro_http's policy: answer 503 and close the newest connection.
-        (void)!::send(fd.get(), kServerFullResponse.data(), kServerFullResponse.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)!::send(fd.get(), kServerFullResponse.data(), kServerFullResponse.size(),
+                      MSG_NOSIGNAL | MSG_DONTWAIT);
         continue;
       }
       int raw = fd.get();
@@ -136,7 +142,8 @@ class ApiServer::Loop {
     if (events & (EPOLLIN | EPOLLRDHUP)) read_in(c);
     if (!stopping_ && !c.dead) write_out(c);
     // Output drained below the limit: resume the requests already buffered.
-    if (!stopping_ && !c.dead && !c.closing && c.pending() < kMaxPendingOutput && c.parser.buffered() > 0) {
+    if (!stopping_ && !c.dead && !c.closing && c.pending() < kMaxPendingOutput &&
+        c.parser.buffered() > 0) {
       process(c, {});
       write_out(c);
     }
@@ -185,7 +192,8 @@ class ApiServer::Loop {
           std::optional<HttpResponse> response = handle(r.request, start);
           if (!response) return;  // shutting down
           c.out += response->serialize();
-          LOG_DEBUG(s_.logger_, "Total previous API call duration: " + std::to_string(monotonic_us() - start) + " us.");
+          LOG_DEBUG(s_.logger_, "Total previous API call duration: " +
+                                    std::to_string(monotonic_us() - start) + " us.");
           break;
         }
       }
@@ -219,7 +227,8 @@ class ApiServer::Loop {
       if (latency_name && outcome->ok()) {
         uint64_t elapsed = monotonic_us() - start_us;
         s_.metrics_.counter("latencies_us", latency_metric).store(elapsed);
-        LOG_INFO(s_.logger_, std::string("'") + latency_name + "' API request took " + std::to_string(elapsed) + " us.");
+        LOG_INFO(s_.logger_, std::string("'") + latency_name + "' API request took " +
+                                 std::to_string(elapsed) + " us.");
       }
     }
     if (routed.deprecation) {
@@ -231,7 +240,8 @@ class ApiServer::Loop {
 
   void write_out(Connection& c) {
     while (!c.dead && c.pending() > 0) {
-      ssize_t n = ::send(c.fd.get(), c.out.data() + c.out_offset, c.pending(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      ssize_t n =
+          ::send(c.fd.get(), c.out.data() + c.out_offset, c.pending(), MSG_NOSIGNAL | MSG_DONTWAIT);
       if (n > 0) {
         c.out_offset += static_cast<size_t>(n);
       } else if (n < 0 && errno == EINTR) {
@@ -267,7 +277,8 @@ class ApiServer::Loop {
       return;
     }
     uint32_t want = 0;
-    if (!c.peer_closed && (c.closing || c.pending() < kMaxPendingOutput)) want |= EPOLLIN | EPOLLRDHUP;
+    if (!c.peer_closed && (c.closing || c.pending() < kMaxPendingOutput))
+      want |= EPOLLIN | EPOLLRDHUP;
     if (c.pending() > 0) want |= EPOLLOUT;
     if (want != c.events) {
       epoll_event ev{};
@@ -285,8 +296,8 @@ class ApiServer::Loop {
   bool stopping_ = false;
 };
 
-ApiServer::ApiServer(common::UniqueFd listener, ApiServerOptions options, ApiChannel& channel, Logger& logger,
-                     Metrics& metrics)
+ApiServer::ApiServer(common::UniqueFd listener, ApiServerOptions options, ApiChannel& channel,
+                     Logger& logger, Metrics& metrics)
     : listener_(std::move(listener)),
       options_(std::move(options)),
       channel_(channel),

@@ -37,8 +37,8 @@ struct ApiServerOptions {
 
 class ApiServer {
  public:
-  ApiServer(common::UniqueFd listener, ApiServerOptions options, ApiChannel& channel, Logger& logger,
-            Metrics& metrics);
+  ApiServer(common::UniqueFd listener, ApiServerOptions options, ApiChannel& channel,
+            Logger& logger, Metrics& metrics);
   ApiServer(const ApiServer&) = delete;
   ApiServer& operator=(const ApiServer&) = delete;
   ~ApiServer();

@@ -20,14 +20,17 @@ namespace {
 // A raw unix-socket HTTP client: what goes over the wire is what the test says.
 class RawClient {
  public:
-  explicit RawClient(const std::string& path) : fd_(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+  explicit RawClient(const std::string& path)
+      : fd_(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     path.copy(addr.sun_path, sizeof addr.sun_path - 1);
-    if (::connect(fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) common::throw_errno("connect");
+    if (::connect(fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+      common::throw_errno("connect");
   }
   void send(const std::string& bytes) {
-    ASSERT_EQ(::send(fd_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL), static_cast<ssize_t>(bytes.size()));
+    ASSERT_EQ(::send(fd_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(bytes.size()));
   }
   void shutdown_write() { ::shutdown(fd_.get(), SHUT_WR); }
   // Reads one response (status line, headers, Content-Length body).
@@ -65,7 +68,8 @@ class RawClient {
 };
 
 std::string put(const std::string& path, const std::string& body) {
-  return "PUT " + path + " HTTP/1.1\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  return "PUT " + path + " HTTP/1.1\r\nContent-Length: " + std::to_string(body.size()) +
+         "\r\n\r\n" + body;
 }
 
 std::string chunk(const std::string& data) {
@@ -84,11 +88,14 @@ class ApiServerTest : public ::testing::Test {
     logger_.configure(quiet);
     ControllerOptions o;
     o.version = "1.2.3";
-    o.start_vmm = [](const VmResources& r, Logger&, Metrics&) { return std::make_unique<testing::FakeVmm>(r); };
+    o.start_vmm = [](const VmResources& r, Logger&, Metrics&) {
+      return std::make_unique<testing::FakeVmm>(r);
+    };
     controller_ = std::make_unique<Controller>(o, logger_, metrics_);
     ApiServerOptions options;
     options.max_payload = max_payload_;
-    server_ = std::make_unique<ApiServer>(bind_api_socket(path_), options, channel_, logger_, metrics_);
+    server_ =
+        std::make_unique<ApiServer>(bind_api_socket(path_), options, channel_, logger_, metrics_);
     server_->start();
     vmm_thread_ = std::thread([this] {
       while (!stop_) {
@@ -121,7 +128,8 @@ TEST_F(ApiServerTest, KeepAliveServesSeveralRequestsOnOneConnection) {
   for (int i = 0; i < 3; ++i) {
     c.send("GET /version HTTP/1.1\r\nHost: localhost\r\n\r\n");
     EXPECT_EQ(c.response(),
-              "HTTP/1.1 200 \r\nServer: Firecracker API\r\nConnection: keep-alive\r\nContent-Type: application/json\r\n"
+              "HTTP/1.1 200 \r\nServer: Firecracker API\r\nConnection: keep-alive\r\nContent-Type: "
+              "application/json\r\n"
               "Content-Length: 31\r\n\r\n{\"firecracker_version\":\"1.2.3\"}");
   }
 }
@@ -141,8 +149,10 @@ TEST_F(ApiServerTest, GarbageGetsA400AndTheConnectionIsClosed) {
   c.send("HELLO THERE\r\n\r\n");
   std::string r = c.response();
   EXPECT_NE(r.find("HTTP/1.1 400 "), std::string::npos);
-  EXPECT_NE(r.find("{ \"error\": \"Invalid request.\nAll previous unanswered requests will be dropped.\" }"),
-            std::string::npos)
+  EXPECT_NE(
+      r.find(
+          "{ \"error\": \"Invalid request.\nAll previous unanswered requests will be dropped.\" }"),
+      std::string::npos)
       << r;
   EXPECT_TRUE(c.closed());
   // The server is still there for others.
@@ -154,11 +164,14 @@ TEST_F(ApiServerTest, GarbageGetsA400AndTheConnectionIsClosed) {
 TEST_F(ApiServerTest, OversizedBodyGetsTheRawErrorAndTheConnectionStaysUsable) {
   RawClient c(path_);
   std::string body(51201, 'x');
-  c.send("PUT /mmds/config HTTP/1.1\r\nContent-Length: 51201\r\nAccept: application/json\r\n\r\n" + body);
+  c.send("PUT /mmds/config HTTP/1.1\r\nContent-Length: 51201\r\nAccept: application/json\r\n\r\n" +
+         body);
   std::string r = c.response();
   EXPECT_EQ(r,
-            "HTTP/1.1 400 \r\nServer: Firecracker API\r\nConnection: keep-alive\r\nContent-Type: application/json\r\n"
-            "Content-Length: 149\r\n\r\n{ \"error\": \"Request payload with size 51201 is larger than the limit of "
+            "HTTP/1.1 400 \r\nServer: Firecracker API\r\nConnection: keep-alive\r\nContent-Type: "
+            "application/json\r\n"
+            "Content-Length: 149\r\n\r\n{ \"error\": \"Request payload with size 51201 is larger "
+            "than the limit of "
             "51200 allowed by server.\nAll previous unanswered requests will be dropped.\" }");
   c.send("GET / HTTP/1.1\r\n\r\n");
   EXPECT_NE(c.response().find("HTTP/1.1 200 "), std::string::npos);
@@ -172,9 +185,10 @@ TEST_F(ApiServerTest, EleventhConnectionIsTurnedAway) {
     ASSERT_NE(clients.back()->response().find("HTTP/1.1 200 "), std::string::npos);
   }
   RawClient extra(path_);
-  EXPECT_EQ(extra.response(),
-            "HTTP/1.1 503\r\nServer: Firecracker API\r\nConnection: close\r\nContent-Length: 40\r\n\r\n"
-            "{ \"error\": \"Too many open connections\" }");
+  EXPECT_EQ(
+      extra.response(),
+      "HTTP/1.1 503\r\nServer: Firecracker API\r\nConnection: close\r\nContent-Length: 40\r\n\r\n"
+      "{ \"error\": \"Too many open connections\" }");
   clients.pop_back();
   // A slot frees up once a client leaves.
   for (int attempt = 0; attempt < 50; ++attempt) {
@@ -198,15 +212,17 @@ TEST_F(ApiServerTest, HalfClosedClientStillGetsItsAnswer) {
 TEST_F(ApiServerTest, DeprecatedFieldAddsTheHeader) {
   RawClient c(path_);
   std::string body = R"({"vcpu_count": 1, "mem_size_mib": 128, "cpu_template": "None"})";
-  c.send("PUT /machine-config HTTP/1.1\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+  c.send("PUT /machine-config HTTP/1.1\r\nContent-Length: " + std::to_string(body.size()) +
+         "\r\n\r\n" + body);
   EXPECT_EQ(c.response(),
-            "HTTP/1.1 204 \r\nServer: Firecracker API\r\nConnection: keep-alive\r\nDeprecation: true\r\n\r\n");
+            "HTTP/1.1 204 \r\nServer: Firecracker API\r\nConnection: keep-alive\r\nDeprecation: "
+            "true\r\n\r\n");
 }
 
 TEST_F(ApiServerTest, ChunkedBodyIsAccepted) {
   RawClient c(path_);
-  c.send("PUT /machine-config HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk(R"({"vcpu_count": 4)") +
-         chunk(R"(, "mem_size_mib": 256})") + "0\r\n\r\n");
+  c.send("PUT /machine-config HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" +
+         chunk(R"({"vcpu_count": 4)") + chunk(R"(, "mem_size_mib": 256})") + "0\r\n\r\n");
   EXPECT_NE(c.response().find("HTTP/1.1 204 "), std::string::npos);
   c.send("GET /machine-config HTTP/1.1\r\n\r\n");
   EXPECT_NE(c.response().find("\"vcpu_count\":4"), std::string::npos);

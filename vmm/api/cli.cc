@@ -20,34 +20,47 @@ struct ArgSpec {
 const ArgSpec kArgs[] = {
     {"api-sock", true, "Path to unix domain socket used by the API.", kDefaultApiSocket},
     {"boot-timer", false,
-     "Whether or not to load boot timer device for logging elapsed time since InstanceStart command."},
+     "Whether or not to load boot timer device for logging elapsed time since InstanceStart "
+     "command."},
     {"config-file", true, "Path to a file that contains the microVM configuration in JSON format."},
     {"describe-snapshot", true,
-     "Print the data format version of the provided snapshot state file. (Snapshots are not supported by ember.)"},
-    {"enable-pci", false, "Enables PCIe support. (Not supported by ember: devices use virtio-mmio.)"},
+     "Print the data format version of the provided snapshot state file. (Snapshots are not "
+     "supported by ember.)"},
+    {"enable-pci", false,
+     "Enables PCIe support. (Not supported by ember: devices use virtio-mmio.)"},
     {"http-api-max-payload-size", true, "Http API request payload max size, in bytes.", "51200"},
     {"id", true, "MicroVM unique identifier.", "anonymous-instance"},
     {"level", true, "Set the logger level."},
     {"log-path", true, "Path to a fifo or a file used for configuring the logger on startup."},
     {"metadata", true,
-     "Path to a file that contains metadata in JSON format to add to the mmds. (MMDS is not supported by ember.)"},
+     "Path to a file that contains metadata in JSON format to add to the mmds. (MMDS is not "
+     "supported by ember.)"},
     {"metrics-path", true, "Path to a fifo or a file used for configuring the metrics on startup."},
-    {"mmds-size-limit", true, "Mmds data store limit, in bytes. (Accepted; MMDS is not supported by ember.)"},
+    {"mmds-size-limit", true,
+     "Mmds data store limit, in bytes. (Accepted; MMDS is not supported by ember.)"},
     {"module", true, "Set the logger module filter."},
-    {"no-api", false, "Optional parameter which allows starting and using a microVM without an active API socket.",
+    {"no-api", false,
+     "Optional parameter which allows starting and using a microVM without an active API socket.",
      nullptr, "config-file"},
     {"no-seccomp", false,
-     "Optional parameter which allows starting and using a microVM without seccomp filtering. Not recommended.",
+     "Optional parameter which allows starting and using a microVM without seccomp filtering. Not "
+     "recommended.",
      nullptr, nullptr, "seccomp-filter"},
-    {"parent-cpu-time-us", true, "Parent process CPU time (wall clock, microseconds). This parameter is optional."},
+    {"parent-cpu-time-us", true,
+     "Parent process CPU time (wall clock, microseconds). This parameter is optional."},
     {"seccomp-filter", true,
-     "Optional parameter which allows specifying the path to a custom seccomp filter. For advanced users.", nullptr,
-     nullptr, "no-seccomp"},
+     "Optional parameter which allows specifying the path to a custom seccomp filter. For advanced "
+     "users.",
+     nullptr, nullptr, "no-seccomp"},
     {"show-level", false, "Whether or not to output the level in the logs."},
-    {"show-log-origin", false, "Whether or not to include the file path and line number of the log's origin."},
-    {"snapshot-version", false, "Print the supported data format version. (Snapshots are not supported by ember.)"},
-    {"start-time-cpu-us", true, "Process start CPU time (wall clock, microseconds). This parameter is optional."},
-    {"start-time-us", true, "Process start time (wall clock, microseconds). This parameter is optional."},
+    {"show-log-origin", false,
+     "Whether or not to include the file path and line number of the log's origin."},
+    {"snapshot-version", false,
+     "Print the supported data format version. (Snapshots are not supported by ember.)"},
+    {"start-time-cpu-us", true,
+     "Process start CPU time (wall clock, microseconds). This parameter is optional."},
+    {"start-time-us", true,
+     "Process start time (wall clock, microseconds). This parameter is optional."},
     {"version", false, "Print the binary version number."},
 };
 
@@ -80,7 +93,8 @@ std::optional<std::string> validate_instance_id(const std::string& id) {
   for (size_t i = 0; i < id.size(); ++i) {
     unsigned char c = static_cast<unsigned char>(id[i]);
     if (!(c == '-' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')))
-      return "Invalid char (" + std::string(1, static_cast<char>(c)) + ") at position " + std::to_string(i);
+      return "Invalid char (" + std::string(1, static_cast<char>(c)) + ") at position " +
+             std::to_string(i);
   }
   return std::nullopt;
 }
@@ -106,11 +120,15 @@ CliOptions parse_cli(const std::vector<std::string>& all_args) {
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
     if (arg.rfind("--", 0) != 0)
-      throw CliError("Found argument '" + arg + "' which wasn't expected, or isn't valid in this context.");
+      throw CliError("Found argument '" + arg +
+                     "' which wasn't expected, or isn't valid in this context.");
     std::string name = arg.substr(2);
     const ArgSpec* spec = find_arg(name);
-    if (!spec) throw CliError("Found argument '" + name + "' which wasn't expected, or isn't valid in this context.");
-    if (given.count(name)) throw CliError("The argument '" + name + "' was provided more than once.");
+    if (!spec)
+      throw CliError("Found argument '" + name +
+                     "' which wasn't expected, or isn't valid in this context.");
+    if (given.count(name))
+      throw CliError("The argument '" + name + "' was provided more than once.");
     if (spec->takes_value) {
       if (i + 1 >= args.size() || args[i + 1].rfind("--", 0) == 0)
         throw CliError("The argument '" + name + "' requires a value, but none was supplied.");
@@ -124,8 +142,8 @@ CliOptions parse_cli(const std::vector<std::string>& all_args) {
     if (spec.requires_arg && !given.count(spec.requires_arg))
       throw CliError(std::string("Argument '") + spec.requires_arg + "' required, but not found.");
     if (spec.forbids && given.count(spec.forbids))
-      throw CliError(std::string("Argument '") + spec.forbids + "' cannot be used together with argument '" +
-                     spec.name + "'.");
+      throw CliError(std::string("Argument '") + spec.forbids +
+                     "' cannot be used together with argument '" + spec.name + "'.");
   }
 
   auto value = [&](const char* name) -> std::optional<std::string> {
@@ -153,9 +171,12 @@ CliOptions parse_cli(const std::vector<std::string>& all_args) {
   options.describe_snapshot = value("describe-snapshot");
   if (auto v = value("http-api-max-payload-size"))
     options.http_api_max_payload_size = parse_number("http-api-max-payload-size", *v, "usize");
-  if (auto v = value("mmds-size-limit")) options.mmds_size_limit = parse_number("mmds-size-limit", *v, "usize");
-  if (auto v = value("start-time-us")) options.start_time_us = parse_number("start-time-us", *v, "u64");
-  if (auto v = value("start-time-cpu-us")) options.start_time_cpu_us = parse_number("start-time-cpu-us", *v, "u64");
+  if (auto v = value("mmds-size-limit"))
+    options.mmds_size_limit = parse_number("mmds-size-limit", *v, "usize");
+  if (auto v = value("start-time-us"))
+    options.start_time_us = parse_number("start-time-us", *v, "u64");
+  if (auto v = value("start-time-cpu-us"))
+    options.start_time_cpu_us = parse_number("start-time-cpu-us", *v, "u64");
   if (auto v = value("parent-cpu-time-us"))
     options.parent_cpu_time_us = parse_number("parent-cpu-time-us", *v, "u64");
   return options;
@@ -165,7 +186,8 @@ std::string cli_help() {
   std::vector<std::pair<std::string, std::string>> rows;
   size_t width = 0;
   for (const auto& a : kArgs) {
-    std::string name = a.takes_value ? std::string("  --") + a.name + " <" + a.name + ">" : std::string("  --") + a.name;
+    std::string name = a.takes_value ? std::string("  --") + a.name + " <" + a.name + ">"
+                                     : std::string("  --") + a.name;
     std::string help = a.help;
     if (a.default_value) help += std::string(" [default: \"") + a.default_value + "\"]";
     width = std::max(width, name.size());

@@ -23,8 +23,9 @@ TEST(Cli, DefaultsAreFirecrackers) {
 }
 
 TEST(Cli, ParsesValuesAndFlags) {
-  CliOptions o = parse_cli({"--api-sock", "/tmp/a.sock", "--id", "vm-1", "--level", "Debug", "--show-level",
-                            "--boot-timer", "--start-time-us", "12", "--", "ignored"});
+  CliOptions o =
+      parse_cli({"--api-sock", "/tmp/a.sock", "--id", "vm-1", "--level", "Debug", "--show-level",
+                 "--boot-timer", "--start-time-us", "12", "--", "ignored"});
   EXPECT_EQ(o.api_sock, "/tmp/a.sock");
   EXPECT_EQ(o.id, "vm-1");
   EXPECT_EQ(o.level, "Debug");
@@ -35,11 +36,15 @@ TEST(Cli, ParsesValuesAndFlags) {
 }
 
 TEST(Cli, ErrorsUseUpstreamTexts) {
-  EXPECT_EQ(error_of({"--foo"}), "Found argument 'foo' which wasn't expected, or isn't valid in this context.");
-  EXPECT_EQ(error_of({"bar"}), "Found argument 'bar' which wasn't expected, or isn't valid in this context.");
+  EXPECT_EQ(error_of({"--foo"}),
+            "Found argument 'foo' which wasn't expected, or isn't valid in this context.");
+  EXPECT_EQ(error_of({"bar"}),
+            "Found argument 'bar' which wasn't expected, or isn't valid in this context.");
   EXPECT_EQ(error_of({"--id", "a", "--id", "b"}), "The argument 'id' was provided more than once.");
-  EXPECT_EQ(error_of({"--api-sock"}), "The argument 'api-sock' requires a value, but none was supplied.");
-  EXPECT_EQ(error_of({"--api-sock", "--no-api"}), "The argument 'api-sock' requires a value, but none was supplied.");
+  EXPECT_EQ(error_of({"--api-sock"}),
+            "The argument 'api-sock' requires a value, but none was supplied.");
+  EXPECT_EQ(error_of({"--api-sock", "--no-api"}),
+            "The argument 'api-sock' requires a value, but none was supplied.");
   EXPECT_EQ(error_of({"--no-api"}), "Argument 'config-file' required, but not found.");
   EXPECT_EQ(error_of({"--no-seccomp", "--seccomp-filter", "f"}),
             "Argument 'seccomp-filter' cannot be used together with argument 'no-seccomp'.");

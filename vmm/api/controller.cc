@@ -33,10 +33,13 @@ std::optional<int> open_error(const std::string& path, int flags) {
 
 const char* state_name(VmState state) {
   switch (state) {
-    case VmState::kNotStarted: return "Not started";
-    case VmState::kPaused: return "Paused";
+    case VmState::kNotStarted:
+      return "Not started";
+    case VmState::kPaused:
+      return "Paused";
     case VmState::kRunning:
-    case VmState::kExited: break;
+    case VmState::kExited:
+      break;
   }
   return "Running";
 }
@@ -56,15 +59,24 @@ ConfigError::ConfigError(Area area, std::string message)
 std::string ConfigError::api_message() const {
   // VmmActionError's variants (rpc_interface.rs).
   switch (area_) {
-    case Area::kBootSource: return "Boot source error: " + detail_;
-    case Area::kMachineConfig: return "Machine config error: " + detail_;
-    case Area::kCpuConfig: return "Configure CPU error: " + detail_;
-    case Area::kDrive: return "Drive config error: " + detail_;
-    case Area::kNetwork: return "Network config error: " + detail_;
-    case Area::kVsock: return "Vsock config error: " + detail_;
-    case Area::kEntropy: return "Entropy config error: " + detail_;
-    case Area::kLogger: return "Logger error: " + detail_;
-    case Area::kMetrics: return "Metrics error: " + detail_;
+    case Area::kBootSource:
+      return "Boot source error: " + detail_;
+    case Area::kMachineConfig:
+      return "Machine config error: " + detail_;
+    case Area::kCpuConfig:
+      return "Configure CPU error: " + detail_;
+    case Area::kDrive:
+      return "Drive config error: " + detail_;
+    case Area::kNetwork:
+      return "Network config error: " + detail_;
+    case Area::kVsock:
+      return "Vsock config error: " + detail_;
+    case Area::kEntropy:
+      return "Entropy config error: " + detail_;
+    case Area::kLogger:
+      return "Logger error: " + detail_;
+    case Area::kMetrics:
+      return "Metrics error: " + detail_;
   }
   return detail_;
 }
@@ -72,15 +84,24 @@ std::string ConfigError::api_message() const {
 std::string ConfigError::config_file_message() const {
   // ResourcesError's variants (resources.rs).
   switch (area_) {
-    case Area::kBootSource: return "Boot source error: " + detail_;
-    case Area::kMachineConfig: return "VM config error: " + detail_;
-    case Area::kCpuConfig: return detail_;
-    case Area::kDrive: return "Block device error: " + detail_;
-    case Area::kNetwork: return "Network device error: " + detail_;
-    case Area::kVsock: return "Vsock device error: " + detail_;
-    case Area::kEntropy: return "Entropy device error: " + detail_;
-    case Area::kLogger: return "Logger error: " + detail_;
-    case Area::kMetrics: return "Metrics error: " + detail_;
+    case Area::kBootSource:
+      return "Boot source error: " + detail_;
+    case Area::kMachineConfig:
+      return "VM config error: " + detail_;
+    case Area::kCpuConfig:
+      return detail_;
+    case Area::kDrive:
+      return "Block device error: " + detail_;
+    case Area::kNetwork:
+      return "Network device error: " + detail_;
+    case Area::kVsock:
+      return "Vsock device error: " + detail_;
+    case Area::kEntropy:
+      return "Entropy device error: " + detail_;
+    case Area::kLogger:
+      return "Logger error: " + detail_;
+    case Area::kMetrics:
+      return "Metrics error: " + detail_;
   }
   return detail_;
 }
@@ -98,21 +119,24 @@ void Controller::set_boot_source(const BootSourceConfig& config) {
     throw ConfigError(A::kBootSource, "The kernel file cannot be opened: " + rust_io_error(*err));
   if (config.initrd_path) {
     if (auto err = open_error(*config.initrd_path, O_RDONLY))
-      throw ConfigError(A::kBootSource,
-                        "The initrd file cannot be opened due to invalid path or invalid permissions. " +
-                            rust_io_error(*err));
+      throw ConfigError(
+          A::kBootSource,
+          "The initrd file cannot be opened due to invalid path or invalid permissions. " +
+              rust_io_error(*err));
   }
   if (config.boot_args) {
     // linux-loader's Cmdline: printable ASCII, shorter than the 2048-byte
     // capacity that includes the terminating NUL.
     for (unsigned char c : *config.boot_args) {
       if (c < 0x20 || c > 0x7E)
-        throw ConfigError(A::kBootSource,
-                          "The kernel command line is invalid: String contains a non-printable ASCII character.");
+        throw ConfigError(
+            A::kBootSource,
+            "The kernel command line is invalid: String contains a non-printable ASCII character.");
     }
     if (config.boot_args->size() >= kMaxCmdlineLen)
-      throw ConfigError(A::kBootSource,
-                        "The kernel command line is invalid: Inserting string would make command line too long.");
+      throw ConfigError(
+          A::kBootSource,
+          "The kernel command line is invalid: Inserting string would make command line too long.");
   }
   resources_.boot_source = config;
 }
@@ -124,13 +148,15 @@ void Controller::update_machine_config(const MachineConfigUpdate& update) {
   bool smt = update.smt.value_or(m.smt);
   if (vcpus == 0 || vcpus > kMaxVcpus || (smt && vcpus > 1 && vcpus % 2 == 1))
     throw ConfigError(A::kMachineConfig,
-                      "The number of vCPUs must be greater than 0, less than 32 and must be 1 or an even number if SMT "
+                      "The number of vCPUs must be greater than 0, less than 32 and must be 1 or "
+                      "an even number if SMT "
                       "is enabled.");
   uint64_t mem = update.mem_size_mib.value_or(m.mem_size_mib);
   HugePages huge = update.huge_pages.value_or(m.huge_pages);
   if (mem == 0 || (huge != HugePages::kNone && mem % 2 != 0))
-    throw ConfigError(A::kMachineConfig,
-                      "The memory size (MiB) is either 0, or not a multiple of the configured page size.");
+    throw ConfigError(
+        A::kMachineConfig,
+        "The memory size (MiB) is either 0, or not a multiple of the configured page size.");
   m.vcpu_count = vcpus;
   m.smt = smt;
   m.mem_size_mib = mem;
@@ -152,20 +178,22 @@ void Controller::set_cpu_config(const CustomCpuTemplate& config) {
 void Controller::insert_drive(const DriveConfig& config) {
   using A = ConfigError::Area;
   auto& drives = resources_.drives;
-  auto position = std::find_if(drives.begin(), drives.end(), [&](const DriveConfig& d) {
-    return d.drive_id == config.drive_id;
-  });
+  auto position = std::find_if(drives.begin(), drives.end(),
+                               [&](const DriveConfig& d) { return d.drive_id == config.drive_id; });
   bool has_root = !drives.empty() && drives.front().is_root_device;
   if (config.is_root_device && has_root && position != drives.begin())
     throw ConfigError(A::kDrive, "A root block device already exists!");
   bool virtio = config.path_on_host && !config.socket;
   bool vhost_user = config.socket && !config.path_on_host;
-  if (!virtio && !vhost_user) throw ConfigError(A::kDrive, "Unable to create the virtio block device: Invalid block config.");
+  if (!virtio && !vhost_user)
+    throw ConfigError(A::kDrive, "Unable to create the virtio block device: Invalid block config.");
   if (virtio) {
     if (auto err = open_error(*config.path_on_host, config.is_read_only ? O_RDONLY : O_RDWR))
-      throw ConfigError(A::kDrive, "Unable to create the virtio block device: Virtio backend error: Error manipulating "
-                                   "the backing file: " +
-                                       rust_io_error(*err) + " " + *config.path_on_host);
+      throw ConfigError(
+          A::kDrive,
+          "Unable to create the virtio block device: Virtio backend error: Error manipulating "
+          "the backing file: " +
+              rust_io_error(*err) + " " + *config.path_on_host);
   }
   if (position == drives.end()) {
     if (config.is_root_device) {
@@ -190,9 +218,13 @@ void Controller::insert_network_interface(const NetworkInterfaceConfig& config) 
     }
   }
   if (config.host_dev_name.empty() || config.host_dev_name.size() >= IFNAMSIZ)
-    throw ConfigError(A::kNetwork, "Could not create the network device: Open tap device failed: Invalid interface "
-                                   "name: " + config.host_dev_name);
-  auto position = std::find_if(nets.begin(), nets.end(), [&](const auto& n) { return n.iface_id == config.iface_id; });
+    throw ConfigError(
+        A::kNetwork,
+        "Could not create the network device: Open tap device failed: Invalid interface "
+        "name: " +
+            config.host_dev_name);
+  auto position = std::find_if(nets.begin(), nets.end(),
+                               [&](const auto& n) { return n.iface_id == config.iface_id; });
   if (position != nets.end()) {
     LOG_WARN(logger_, "Replacing existing network device '" + config.iface_id +
                           "'. The previous device configuration will be destroyed.");
@@ -208,9 +240,10 @@ void Controller::set_vsock(const VsockConfig& config) {
   // InstanceStart but refuses a path that is taken for the same reason.
   struct stat st;
   if (::lstat(config.uds_path.c_str(), &st) == 0)
-    throw ConfigError(ConfigError::Area::kVsock,
-                      "Cannot create backend for vsock device: Error binding to the host-side Unix socket: " +
-                          rust_io_error(EADDRINUSE));
+    throw ConfigError(
+        ConfigError::Area::kVsock,
+        "Cannot create backend for vsock device: Error binding to the host-side Unix socket: " +
+            rust_io_error(EADDRINUSE));
   resources_.vsock = config;
 }
 
@@ -220,7 +253,8 @@ void Controller::configure_logger(const LoggerUpdate& update) {
   try {
     logger_.update(update);
   } catch (const common::SystemError& e) {
-    throw ConfigError(ConfigError::Area::kLogger, "Failed to open target file: " + rust_io_error(e.error_code()));
+    throw ConfigError(ConfigError::Area::kLogger,
+                      "Failed to open target file: " + rust_io_error(e.error_code()));
   }
 }
 
@@ -238,7 +272,8 @@ void Controller::configure_metrics(const MetricsConfig& config) {
 // ------------------------------------------------------------ lifecycle
 
 void Controller::start_microvm() {
-  if (!resources_.boot_source) throw common::Error("Cannot start microvm without kernel configuration.");
+  if (!resources_.boot_source)
+    throw common::Error("Cannot start microvm without kernel configuration.");
   resources_.boot_timer = options_.boot_timer;
   if (!options_.start_vmm) throw common::Error("this ember-vmm has no machine to start");
   std::unique_ptr<Vmm> vmm = options_.start_vmm(resources_, logger_, metrics_);
@@ -254,7 +289,9 @@ void Controller::apply_config_file(const VmmConfigFile& file) {
   if (file.cpu_config) {
     if (const auto* path = std::get_if<std::string>(&*file.cpu_config)) {
       std::ifstream in(*path);
-      if (!in) throw ConfigError(ConfigError::Area::kCpuConfig, "File operation error: " + rust_io_error(errno));
+      if (!in)
+        throw ConfigError(ConfigError::Area::kCpuConfig,
+                          "File operation error: " + rust_io_error(errno));
       std::stringstream text;
       text << in.rdbuf();
       try {
@@ -305,8 +342,9 @@ VmmResponse Controller::handle_preboot(const VmmAction& action) {
           [&](const action::GetVersion&) { return VmmResponse{options_.version}; },
           [&](const action::GetMachineConfig&) { return VmmResponse{resources_.machine}; },
           [&](const action::GetFullConfig&) {
-            LOG_WARN(logger_, "If the VM was restored from snapshot, boot-source, machine-config.smt, and "
-                              "machine-config.cpu_template will all be empty.");
+            LOG_WARN(logger_,
+                     "If the VM was restored from snapshot, boot-source, machine-config.smt, and "
+                     "machine-config.cpu_template will all be empty.");
             return VmmResponse{resources_};
           },
           [&](const action::StartMicroVm&) {
@@ -366,7 +404,8 @@ VmmResponse Controller::handle_runtime(const VmmAction& action) {
     op();
     uint64_t elapsed = monotonic_us() - start;
     metrics_.counter("latencies_us", metric).store(elapsed);
-    LOG_INFO(logger_, std::string("'") + name + "' VMM action took " + std::to_string(elapsed) + " us.");
+    LOG_INFO(logger_,
+             std::string("'") + name + "' VMM action took " + std::to_string(elapsed) + " us.");
   };
   return std::visit(
       Overloaded{
@@ -394,8 +433,9 @@ VmmResponse Controller::handle_runtime(const VmmAction& action) {
             try {
               vmm.update_drive(a.update);
             } catch (const std::exception& e) {
-              return VmmResponse::error(std::string("Drive config error: Unable to patch the block device: ") +
-                                        e.what() + " Please verify the request arguments.");
+              return VmmResponse::error(
+                  std::string("Drive config error: Unable to patch the block device: ") + e.what() +
+                  " Please verify the request arguments.");
             }
             return empty;
           },
@@ -403,8 +443,9 @@ VmmResponse Controller::handle_runtime(const VmmAction& action) {
             try {
               vmm.update_network_interface(a.update);
             } catch (const std::exception& e) {
-              return VmmResponse::error(std::string("Network config error: Unable to update the net device: ") +
-                                        e.what());
+              return VmmResponse::error(
+                  std::string("Network config error: Unable to update the net device: ") +
+                  e.what());
             }
             return empty;
           },

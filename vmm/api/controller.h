@@ -27,7 +27,17 @@ namespace ember::vmm::api {
 // device error: ...") exactly as upstream's error types do.
 class ConfigError : public common::Error {
  public:
-  enum class Area { kBootSource, kMachineConfig, kCpuConfig, kDrive, kNetwork, kVsock, kEntropy, kLogger, kMetrics };
+  enum class Area {
+    kBootSource,
+    kMachineConfig,
+    kCpuConfig,
+    kDrive,
+    kNetwork,
+    kVsock,
+    kEntropy,
+    kLogger,
+    kMetrics
+  };
   ConfigError(Area area, std::string message);
   Area area() const { return area_; }
   const std::string& detail() const { return detail_; }
@@ -45,9 +55,9 @@ using VmmStarter = std::function<std::unique_ptr<Vmm>(const VmResources&, Logger
 
 struct ControllerOptions {
   std::string instance_id = "anonymous-instance";
-  std::string version;           // GET /version and GET /
-  bool boot_timer = false;       // --boot-timer
-  VmmStarter start_vmm;          // Vmm::start in ember-vmm
+  std::string version;      // GET /version and GET /
+  bool boot_timer = false;  // --boot-timer
+  VmmStarter start_vmm;     // Vmm::start in ember-vmm
   // Called on the VMM thread right after a successful start (metrics flush,
   // timer arming, exit notification wiring).
   std::function<void(Vmm&)> on_started;

@@ -32,7 +32,8 @@ class ControllerTest : public ::testing::Test {
     ControllerOptions o;
     o.instance_id = "vm1";
     o.version = "9.9.9";
-    o.start_vmm = [this, start_error](const VmResources& res, Logger&, Metrics&) -> std::unique_ptr<Vmm> {
+    o.start_vmm = [this, start_error](const VmResources& res, Logger&,
+                                      Metrics&) -> std::unique_ptr<Vmm> {
       if (start_error && !start_error->empty()) throw common::Error(*start_error);
       auto vmm = std::make_unique<FakeVmm>(res);
       fake_ = vmm.get();
@@ -64,19 +65,23 @@ class ControllerTest : public ::testing::Test {
 
 TEST_F(ControllerTest, RuntimeOperationsAreRefusedBeforeBoot) {
   Controller c = make();
-  for (VmmAction a : std::initializer_list<VmmAction>{action::Pause{}, action::Resume{}, action::FlushMetrics{},
-                                                        action::SendCtrlAltDel{}, action::UpdateDrive{}})
-    EXPECT_EQ(error_of(c.handle(a)), "The requested operation is not supported before starting the microVM.");
+  for (VmmAction a :
+       std::initializer_list<VmmAction>{action::Pause{}, action::Resume{}, action::FlushMetrics{},
+                                        action::SendCtrlAltDel{}, action::UpdateDrive{}})
+    EXPECT_EQ(error_of(c.handle(a)),
+              "The requested operation is not supported before starting the microVM.");
 }
 
 TEST_F(ControllerTest, ConfigurationIsRefusedAfterBoot) {
   Controller c = make();
   boot(c);
   for (VmmAction a : std::initializer_list<VmmAction>{
-           action::ConfigureBootSource{}, action::UpdateMachineConfig{}, action::InsertDrive{}, action::SetVsock{},
-           action::SetEntropy{}, action::ConfigureLogger{}, action::ConfigureMetrics{}, action::StartMicroVm{},
-           action::PutCpuConfig{}, action::InsertNetworkInterface{}})
-    EXPECT_EQ(error_of(c.handle(a)), "The requested operation is not supported after starting the microVM.");
+           action::ConfigureBootSource{}, action::UpdateMachineConfig{}, action::InsertDrive{},
+           action::SetVsock{}, action::SetEntropy{}, action::ConfigureLogger{},
+           action::ConfigureMetrics{}, action::StartMicroVm{}, action::PutCpuConfig{},
+           action::InsertNetworkInterface{}})
+    EXPECT_EQ(error_of(c.handle(a)),
+              "The requested operation is not supported after starting the microVM.");
 }
 
 TEST_F(ControllerTest, StartWithoutKernelIsUpstreamsError) {
@@ -96,13 +101,19 @@ TEST_F(ControllerTest, MachineRefusalAtStartCarriesItsMessage) {
 
 TEST_F(ControllerTest, BootSourceFilesAreCheckedWhenConfigured) {
   Controller c = make();
-  EXPECT_EQ(error_of(c.handle(action::ConfigureBootSource{BootSourceConfig{"foo.bar", std::nullopt, std::nullopt}})),
-            "Boot source error: The kernel file cannot be opened: No such file or directory (os error 2)");
-  EXPECT_EQ(error_of(c.handle(action::ConfigureBootSource{BootSourceConfig{kernel_, "/no/initrd", std::nullopt}})),
-            "Boot source error: The initrd file cannot be opened due to invalid path or invalid permissions. No such "
+  EXPECT_EQ(error_of(c.handle(action::ConfigureBootSource{
+                BootSourceConfig{"foo.bar", std::nullopt, std::nullopt}})),
+            "Boot source error: The kernel file cannot be opened: No such file or directory (os "
+            "error 2)");
+  EXPECT_EQ(error_of(c.handle(action::ConfigureBootSource{
+                BootSourceConfig{kernel_, "/no/initrd", std::nullopt}})),
+            "Boot source error: The initrd file cannot be opened due to invalid path or invalid "
+            "permissions. No such "
             "file or directory (os error 2)");
-  EXPECT_EQ(error_of(c.handle(action::ConfigureBootSource{BootSourceConfig{kernel_, std::nullopt, std::string(2048, 'a')}})),
-            "Boot source error: The kernel command line is invalid: Inserting string would make command line too long.");
+  EXPECT_EQ(error_of(c.handle(action::ConfigureBootSource{
+                BootSourceConfig{kernel_, std::nullopt, std::string(2048, 'a')}})),
+            "Boot source error: The kernel command line is invalid: Inserting string would make "
+            "command line too long.");
 }
 
 TEST_F(ControllerTest, MachineConfigRulesAndMessages) {
@@ -110,7 +121,8 @@ TEST_F(ControllerTest, MachineConfigRulesAndMessages) {
   MachineConfigUpdate u;
   u.vcpu_count = 0;
   EXPECT_EQ(error_of(c.handle(action::UpdateMachineConfig{u})),
-            "Machine config error: The number of vCPUs must be greater than 0, less than 32 and must be 1 or an even "
+            "Machine config error: The number of vCPUs must be greater than 0, less than 32 and "
+            "must be 1 or an even "
             "number if SMT is enabled.");
   u.vcpu_count = 3;
   u.smt = true;
@@ -118,7 +130,8 @@ TEST_F(ControllerTest, MachineConfigRulesAndMessages) {
   MachineConfigUpdate m;
   m.mem_size_mib = 0;
   EXPECT_EQ(error_of(c.handle(action::UpdateMachineConfig{m})),
-            "Machine config error: The memory size (MiB) is either 0, or not a multiple of the configured page size.");
+            "Machine config error: The memory size (MiB) is either 0, or not a multiple of the "
+            "configured page size.");
   MachineConfigUpdate ok;
   ok.vcpu_count = 2;
   ok.mem_size_mib = 256;
@@ -138,7 +151,8 @@ TEST_F(ControllerTest, DrivesKeepTheRootFirstAndRefuseASecondRoot) {
   DriveConfig missing = drive("scratch", false);
   missing.path_on_host = dir_ + "/foo.bar";
   EXPECT_EQ(error_of(c.handle(action::InsertDrive{missing})),
-            "Drive config error: Unable to create the virtio block device: Virtio backend error: Error manipulating "
+            "Drive config error: Unable to create the virtio block device: Virtio backend error: "
+            "Error manipulating "
             "the backing file: No such file or directory (os error 2) " +
                 dir_ + "/foo.bar");
   DriveConfig neither = drive("x", false);
@@ -149,8 +163,10 @@ TEST_F(ControllerTest, DrivesKeepTheRootFirstAndRefuseASecondRoot) {
 
 TEST_F(ControllerTest, NetworkInterfacesRefuseDuplicateMacs) {
   Controller c = make();
-  NetworkInterfaceConfig a{"1", "tap1", "06:00:00:00:00:01", std::nullopt, std::nullopt, std::nullopt};
-  NetworkInterfaceConfig b{"2", "tap2", "06:00:00:00:00:01", std::nullopt, std::nullopt, std::nullopt};
+  NetworkInterfaceConfig a{"1",          "tap1",       "06:00:00:00:00:01",
+                           std::nullopt, std::nullopt, std::nullopt};
+  NetworkInterfaceConfig b{"2",          "tap2",       "06:00:00:00:00:01",
+                           std::nullopt, std::nullopt, std::nullopt};
   EXPECT_EQ(error_of(c.handle(action::InsertNetworkInterface{a})), "<ok>");
   EXPECT_EQ(error_of(c.handle(action::InsertNetworkInterface{b})),
             "Network config error: The MAC address is already in use: 06:00:00:00:00:01");
@@ -162,7 +178,8 @@ TEST_F(ControllerTest, NetworkInterfacesRefuseDuplicateMacs) {
 TEST_F(ControllerTest, VsockPathInUseIsRefused) {
   Controller c = make();
   EXPECT_EQ(error_of(c.handle(action::SetVsock{VsockConfig{3, kernel_}})),
-            "Vsock config error: Cannot create backend for vsock device: Error binding to the host-side Unix socket: "
+            "Vsock config error: Cannot create backend for vsock device: Error binding to the "
+            "host-side Unix socket: "
             "Address already in use (os error 98)");
   EXPECT_EQ(error_of(c.handle(action::SetVsock{VsockConfig{3, dir_ + "/v.sock"}})), "<ok>");
 }
@@ -173,7 +190,8 @@ TEST_F(ControllerTest, MetricsCanBeConfiguredOnce) {
   m.metrics_path = dir_ + "/m.json";
   EXPECT_EQ(error_of(c.handle(action::ConfigureMetrics{m})), "<ok>");
   EXPECT_EQ(error_of(c.handle(action::ConfigureMetrics{m})),
-            "Metrics error: Cannot initialize the metrics system due to bad user input: Reinitialization of metrics "
+            "Metrics error: Cannot initialize the metrics system due to bad user input: "
+            "Reinitialization of metrics "
             "not allowed.");
 }
 
@@ -190,11 +208,12 @@ TEST_F(ControllerTest, RuntimeCallsReachTheVmm) {
   EXPECT_EQ(error_of(c.handle(action::UpdateDrive{update})), "<ok>");
   update.drive_id = "nope";
   EXPECT_EQ(error_of(c.handle(action::UpdateDrive{update})),
-            "Drive config error: Unable to patch the block device: no drive \"nope\" Please verify the request "
+            "Drive config error: Unable to patch the block device: no drive \"nope\" Please verify "
+            "the request "
             "arguments.");
   EXPECT_EQ(error_of(c.handle(action::SendCtrlAltDel{})), "<ok>");
-  EXPECT_EQ(fake_->calls, (std::vector<std::string>{"pause", "resume", "update_drive rootfs", "update_drive nope",
-                                                    "ctrl-alt-del"}));
+  EXPECT_EQ(fake_->calls, (std::vector<std::string>{"pause", "resume", "update_drive rootfs",
+                                                    "update_drive nope", "ctrl-alt-del"}));
   auto full = std::get<VmResources>(c.handle(action::GetFullConfig{}).data);
   EXPECT_EQ(full.drives.front().path_on_host, "/new.img");
   EXPECT_GT(metrics_.counter("latencies_us", "vmm_pause_vm").load() + 1, 0u);

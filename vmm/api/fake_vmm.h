@@ -36,7 +36,9 @@ class FakeVmm : public Vmm {
     if (state_ == VmState::kExited) return exit_;
     return std::nullopt;
   }
-  void on_exit(std::function<void(const VmExit&)> callback) override { on_exit_ = std::move(callback); }
+  void on_exit(std::function<void(const VmExit&)> callback) override {
+    on_exit_ = std::move(callback);
+  }
   void update_drive(const DriveUpdate& update) override {
     calls.push_back("update_drive " + update.drive_id);
     for (auto& d : resources_.drives) {

@@ -25,7 +25,11 @@ size_t invalid_utf8_at(std::string_view s) {
   size_t i = 0;
   while (i < s.size()) {
     unsigned char c = static_cast<unsigned char>(s[i]);
-    size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+    size_t len = c < 0x80             ? 1
+                 : (c & 0xE0) == 0xC0 ? 2
+                 : (c & 0xF0) == 0xE0 ? 3
+                 : (c & 0xF8) == 0xF0 ? 4
+                                      : 0;
     if (len == 0 || i + len > s.size()) return i;
     for (size_t k = 1; k < len; ++k)
       if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return i;
@@ -55,20 +59,28 @@ bool parse_u32(std::string_view s, uint64_t* out) {
 
 const char* method_name(HttpMethod method) {
   switch (method) {
-    case HttpMethod::kGet: return "GET";
-    case HttpMethod::kPut: return "PUT";
-    case HttpMethod::kPatch: return "PATCH";
-    case HttpMethod::kDelete: return "DELETE";
+    case HttpMethod::kGet:
+      return "GET";
+    case HttpMethod::kPut:
+      return "PUT";
+    case HttpMethod::kPatch:
+      return "PATCH";
+    case HttpMethod::kDelete:
+      return "DELETE";
   }
   return "?";
 }
 
 const char* method_debug_name(HttpMethod method) {
   switch (method) {
-    case HttpMethod::kGet: return "Get";
-    case HttpMethod::kPut: return "Put";
-    case HttpMethod::kPatch: return "Patch";
-    case HttpMethod::kDelete: return "Delete";
+    case HttpMethod::kGet:
+      return "Get";
+    case HttpMethod::kPut:
+      return "Put";
+    case HttpMethod::kPatch:
+      return "Patch";
+    case HttpMethod::kDelete:
+      return "Delete";
   }
   return "?";
 }
@@ -164,16 +176,25 @@ HttpRequestParser::Result HttpRequestParser::feed(std::string_view bytes) {
         std::string_view method = line->substr(0, sp1);
         std::string_view uri = line->substr(sp1 + 1, sp2 - sp1 - 1);
         std::string_view version = line->substr(sp2 + 1);
-        if (method == "GET") current_.method = HttpMethod::kGet;
-        else if (method == "PUT") current_.method = HttpMethod::kPut;
-        else if (method == "PATCH") current_.method = HttpMethod::kPatch;
-        else if (method == "DELETE") current_.method = HttpMethod::kDelete;
-        else return fail("Invalid HTTP Method: Unsupported HTTP method.");
+        if (method == "GET")
+          current_.method = HttpMethod::kGet;
+        else if (method == "PUT")
+          current_.method = HttpMethod::kPut;
+        else if (method == "PATCH")
+          current_.method = HttpMethod::kPatch;
+        else if (method == "DELETE")
+          current_.method = HttpMethod::kDelete;
+        else
+          return fail("Invalid HTTP Method: Unsupported HTTP method.");
         if (uri.empty()) return fail("Invalid URI: Empty URI not allowed.");
-        if (invalid_utf8_at(uri) != std::string_view::npos) return fail("Invalid URI: Cannot parse URI as UTF-8.");
-        if (version == "HTTP/1.1") current_.http10 = false;
-        else if (version == "HTTP/1.0") current_.http10 = true;
-        else return fail("Invalid HTTP Version: Unsupported HTTP version.");
+        if (invalid_utf8_at(uri) != std::string_view::npos)
+          return fail("Invalid URI: Cannot parse URI as UTF-8.");
+        if (version == "HTTP/1.1")
+          current_.http10 = false;
+        else if (version == "HTTP/1.0")
+          current_.http10 = true;
+        else
+          return fail("Invalid HTTP Version: Unsupported HTTP version.");
         current_.uri = std::string(uri);
         state_ = State::kHeaders;
         break;
@@ -184,11 +205,14 @@ HttpRequestParser::Result HttpRequestParser::feed(std::string_view bytes) {
         if (!line) return need_more();
         if (!line->empty()) {
           if (size_t bad = invalid_utf8_at(*line); bad != std::string_view::npos)
-            return fail("Invalid header. Reason: Header contains invalid characters. Key: invalid utf-8 sequence from index " +
-                        std::to_string(bad));
+            return fail(
+                "Invalid header. Reason: Header contains invalid characters. Key: invalid utf-8 "
+                "sequence from index " +
+                std::to_string(bad));
           size_t colon = line->find(':');
           if (colon == std::string_view::npos)
-            return fail("Invalid header. Reason: Header is incorrectly formatted. Key: " + std::string(*line));
+            return fail("Invalid header. Reason: Header is incorrectly formatted. Key: " +
+                        std::string(*line));
           std::string_view raw_name = line->substr(0, colon);
           std::string_view raw_value = line->substr(colon + 1);
           std::string name = lower(trim(raw_name));
@@ -208,10 +232,12 @@ HttpRequestParser::Result HttpRequestParser::feed(std::string_view bytes) {
             size_t start = 0;
             while (start <= value.size()) {
               size_t comma = value.find(',', start);
-              std::string_view piece = value.substr(start, comma == std::string_view::npos ? comma : comma - start);
+              std::string_view piece =
+                  value.substr(start, comma == std::string_view::npos ? comma : comma - start);
               std::string_view t = trim(piece);
               if (t == "identity;q=0" || (t == "*;q=0" && !mentions_identity))
-                return fail("Invalid header. Reason: Invalid value. Key:Accept-Encoding; Value:" + std::string(piece));
+                return fail("Invalid header. Reason: Invalid value. Key:Accept-Encoding; Value:" +
+                            std::string(piece));
               if (comma == std::string_view::npos) break;
               start = comma + 1;
             }
@@ -265,9 +291,13 @@ HttpRequestParser::Result HttpRequestParser::feed(std::string_view bytes) {
         if (!line) return need_more();
         std::string_view size_text = trim(line->substr(0, line->find(';')));
         uint64_t size = 0;
-        if (size_text.empty() || size_text.size() > 15) return fail("Invalid request. Reason: invalid chunk size.");
+        if (size_text.empty() || size_text.size() > 15)
+          return fail("Invalid request. Reason: invalid chunk size.");
         for (char c : size_text) {
-          int h = std::isxdigit(static_cast<unsigned char>(c)) ? (std::isdigit(static_cast<unsigned char>(c)) ? c - '0' : (std::tolower(c) - 'a' + 10)) : -1;
+          int h = std::isxdigit(static_cast<unsigned char>(c))
+                      ? (std::isdigit(static_cast<unsigned char>(c)) ? c - '0'
+                                                                     : (std::tolower(c) - 'a' + 10))
+                      : -1;
           if (h < 0) return fail("Invalid request. Reason: invalid chunk size.");
           size = size * 16 + static_cast<uint64_t>(h);
         }
@@ -292,7 +322,8 @@ HttpRequestParser::Result HttpRequestParser::feed(std::string_view bytes) {
       case State::kChunkDataEnd: {
         auto line = next_line(kMaxLineLength, &too_long);
         if (!line && !too_long) return need_more();
-        if (too_long || !line->empty()) return fail("Invalid request. Reason: chunk data is not followed by CRLF.");
+        if (too_long || !line->empty())
+          return fail("Invalid request. Reason: chunk data is not followed by CRLF.");
         state_ = State::kChunkSize;
         break;
       }

@@ -65,7 +65,16 @@ class HttpRequestParser {
   bool mid_request() const { return state_ != State::kRequestLine || buffered() > 0; }
 
  private:
-  enum class State { kRequestLine, kHeaders, kBody, kChunkSize, kChunkData, kChunkDataEnd, kTrailers, kDiscard };
+  enum class State {
+    kRequestLine,
+    kHeaders,
+    kBody,
+    kChunkSize,
+    kChunkData,
+    kChunkDataEnd,
+    kTrailers,
+    kDiscard
+  };
 
   std::optional<std::string_view> next_line(size_t limit, bool* too_long);
   Result fail(std::string message);

@@ -24,7 +24,8 @@ TEST(HttpRequestParser, GetWithoutBody) {
 TEST(HttpRequestParser, PutBodyArrivingByteByByte) {
   HttpRequestParser p;
   std::string text = "PUT /boot-source HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello";
-  for (size_t i = 0; i + 1 < text.size(); ++i) ASSERT_EQ(p.feed(text.substr(i, 1)).kind, Kind::kNeedMore) << i;
+  for (size_t i = 0; i + 1 < text.size(); ++i)
+    ASSERT_EQ(p.feed(text.substr(i, 1)).kind, Kind::kNeedMore) << i;
   auto r = p.feed(text.substr(text.size() - 1));
   ASSERT_EQ(r.kind, Kind::kRequest);
   EXPECT_EQ(r.request.body, "hello");
@@ -53,7 +54,8 @@ TEST(HttpRequestParser, OversizedBodyIsRefusedSkippedAndTheConnectionGoesOn) {
   HttpRequestParser p(250);
   auto r = p.feed("PUT /mmds/config HTTP/1.1\r\nContent-Length: 260\r\n\r\nsome body");
   ASSERT_EQ(r.kind, Kind::kError);
-  EXPECT_EQ(r.error, "Request payload with size 260 is larger than the limit of 250 allowed by server.");
+  EXPECT_EQ(r.error,
+            "Request payload with size 260 is larger than the limit of 250 allowed by server.");
   EXPECT_FALSE(r.fatal);
   EXPECT_EQ(p.feed(std::string(251, 'x')).kind, Kind::kNeedMore);
   r = p.feed("GET / HTTP/1.1\r\n\r\n");
@@ -71,8 +73,10 @@ TEST(HttpRequestParser, MalformedRequestLinesUseMicroHttpMessages) {
       {"GET  HTTP/1.1\r\n\r\n", "Invalid URI: Empty URI not allowed."},
       {"GET /\r\n\r\n", "Invalid request."},
       {"GET /\xff HTTP/1.1\r\n\r\n", "Invalid URI: Cannot parse URI as UTF-8."},
-      {"GET / HTTP/1.1\r\nNoColonHere\r\n\r\n", "Invalid header. Reason: Header is incorrectly formatted. Key: NoColonHere"},
-      {"PUT / HTTP/1.1\r\nContent-Length: 12x\r\n\r\n", "Invalid header. Reason: Invalid value. Key:Content-Length; Value: 12x"},
+      {"GET / HTTP/1.1\r\nNoColonHere\r\n\r\n",
+       "Invalid header. Reason: Header is incorrectly formatted. Key: NoColonHere"},
+      {"PUT / HTTP/1.1\r\nContent-Length: 12x\r\n\r\n",
+       "Invalid header. Reason: Invalid value. Key:Content-Length; Value: 12x"},
       {"GET / HTTP/1.1\r\nAccept-Encoding: identity;q=0\r\n\r\n",
        "Invalid header. Reason: Invalid value. Key:Accept-Encoding; Value:identity;q=0"},
   };
@@ -111,10 +115,12 @@ TEST(HttpRequestParser, ChunkedBodiesObeyThePayloadLimit) {
   HttpRequestParser p(10);
   auto r = p.feed("PUT /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n12345678\r\n8\r\n");
   ASSERT_EQ(r.kind, Kind::kError);
-  EXPECT_EQ(r.error, "Request payload with size 16 is larger than the limit of 10 allowed by server.");
+  EXPECT_EQ(r.error,
+            "Request payload with size 16 is larger than the limit of 10 allowed by server.");
   EXPECT_TRUE(r.fatal);
   HttpRequestParser q;
-  EXPECT_EQ(q.feed("PUT /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n").kind, Kind::kError);
+  EXPECT_EQ(q.feed("PUT /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n").kind,
+            Kind::kError);
 }
 
 TEST(HttpRequestParser, ExpectContinueIsAnsweredBeforeTheBody) {
@@ -146,18 +152,23 @@ TEST(HttpRequest, AbsolutePathFollowsMicroHttp) {
 }
 
 TEST(HttpResponse, BytesMatchFirecracker) {
-  EXPECT_EQ(no_content().serialize(), "HTTP/1.1 204 \r\nServer: Firecracker API\r\nConnection: keep-alive\r\n\r\n");
+  EXPECT_EQ(no_content().serialize(),
+            "HTTP/1.1 204 \r\nServer: Firecracker API\r\nConnection: keep-alive\r\n\r\n");
   HttpResponse ok = json_response(200, "{}");
   ok.deprecation = true;
-  EXPECT_EQ(ok.serialize(),
-            "HTTP/1.1 200 \r\nServer: Firecracker API\r\nConnection: keep-alive\r\nDeprecation: true\r\n"
-            "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}");
+  EXPECT_EQ(
+      ok.serialize(),
+      "HTTP/1.1 200 \r\nServer: Firecracker API\r\nConnection: keep-alive\r\nDeprecation: true\r\n"
+      "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}");
   // Upstream's test_config_start_with_limit compares exactly these bytes.
   std::string expected =
-      "HTTP/1.1 400 \r\nServer: Firecracker API\r\nConnection: keep-alive\r\nContent-Type: application/json\r\n"
-      "Content-Length: 145\r\n\r\n{ \"error\": \"Request payload with size 260 is larger than the limit of 250 "
+      "HTTP/1.1 400 \r\nServer: Firecracker API\r\nConnection: keep-alive\r\nContent-Type: "
+      "application/json\r\n"
+      "Content-Length: 145\r\n\r\n{ \"error\": \"Request payload with size 260 is larger than the "
+      "limit of 250 "
       "allowed by server.\nAll previous unanswered requests will be dropped.\" }";
-  EXPECT_EQ(parse_error_response("Request payload with size 260 is larger than the limit of 250 allowed by server.")
+  EXPECT_EQ(parse_error_response(
+                "Request payload with size 260 is larger than the limit of 250 allowed by server.")
                 .serialize(),
             expected);
 }

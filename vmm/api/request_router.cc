@@ -8,7 +8,8 @@
 namespace ember::vmm::api {
 namespace {
 
-constexpr const char* kDeserializeError = "An error occurred when deserializing the json body of a request: ";
+constexpr const char* kDeserializeError =
+    "An error occurred when deserializing the json body of a request: ";
 
 // Rust's `str::trim_start_matches('/').split_terminator('/')`.
 std::vector<std::string_view> path_tokens(std::string_view path) {
@@ -26,7 +27,9 @@ std::vector<std::string_view> path_tokens(std::string_view path) {
   return tokens;
 }
 
-std::string not_supported(const char* feature) { return std::string(feature) + " is not supported by ember."; }
+std::string not_supported(const char* feature) {
+  return std::string(feature) + " is not supported by ember.";
+}
 
 }  // namespace
 
@@ -41,7 +44,9 @@ std::optional<std::string> check_resource_id(std::string_view id) {
   return std::nullopt;
 }
 
-void RequestRouter::count(const char* group, const char* name) { metrics_.counter(group, name).inc(); }
+void RequestRouter::count(const char* group, const char* name) {
+  metrics_.counter(group, name).inc();
+}
 
 RoutedRequest RequestRouter::error(std::string message) {
   LOG_ERROR(logger_, message);
@@ -66,13 +71,15 @@ RoutedRequest RequestRouter::route_unchecked(const HttpRequest& request) {
   const HttpMethod method = request.method;
 
   // "The API server received a Put request on \"/drives/rootfs\" with body \"...\"."
-  std::string description = std::string(method_debug_name(method)) + " request on " + rust_debug_str(path);
+  std::string description =
+      std::string(method_debug_name(method)) + " request on " + rust_debug_str(path);
   if (body && path != "/mmds") {
     if (path == "/cpu-config" && !logger_.enabled(LogLevel::kDebug)) {
       description += ". To view the CPU template received by the API, configure log-level to DEBUG";
     } else {
       description += " with body ";
-      description += is_valid_utf8(*body) ? rust_debug_str(*body) : rust_debug_str("inconvertible to UTF-8");
+      description +=
+          is_valid_utf8(*body) ? rust_debug_str(*body) : rust_debug_str("inconvertible to UTF-8");
     }
   }
   LOG_INFO(logger_, "The API server received a " + description + ".");
@@ -88,7 +95,8 @@ RoutedRequest RequestRouter::route_unchecked(const HttpRequest& request) {
     return r;
   };
   // Parses a body; on failure counts `fails` and answers serde's message.
-  auto parsed = [&](auto&& parse, const char* group, const char* fails) -> std::optional<decltype(parse())> {
+  auto parsed = [&](auto&& parse, const char* group,
+                    const char* fails) -> std::optional<decltype(parse())> {
     try {
       return parse();
     } catch (const json::JsonError& e) {
@@ -96,7 +104,8 @@ RoutedRequest RequestRouter::route_unchecked(const HttpRequest& request) {
       throw;
     }
   };
-  auto id_from_path = [&](const char* group, const char* fails) -> std::variant<std::string, RoutedRequest> {
+  auto id_from_path = [&](const char* group,
+                          const char* fails) -> std::variant<std::string, RoutedRequest> {
     if (!second) {
       count(group, fails);
       return error("The ID cannot be empty.");
@@ -138,29 +147,35 @@ RoutedRequest RequestRouter::route_unchecked(const HttpRequest& request) {
         const std::string& b = *body;
         if (first == "actions") {
           count("put_api_requests", "actions_count");
-          ActionType type = *parsed([&] { return json::parse_action(b); }, "put_api_requests", "actions_fails");
+          ActionType type =
+              *parsed([&] { return json::parse_action(b); }, "put_api_requests", "actions_fails");
           switch (type) {
-            case ActionType::kFlushMetrics: return action(action::FlushMetrics{});
-            case ActionType::kInstanceStart: return action(action::StartMicroVm{});
-            case ActionType::kSendCtrlAltDel: return action(action::SendCtrlAltDel{});
+            case ActionType::kFlushMetrics:
+              return action(action::FlushMetrics{});
+            case ActionType::kInstanceStart:
+              return action(action::StartMicroVm{});
+            case ActionType::kSendCtrlAltDel:
+              return action(action::SendCtrlAltDel{});
           }
         }
         if (first == "balloon") return error(not_supported("The balloon device"));
         if (first == "boot-source") {
           count("put_api_requests", "boot_source_count");
-          return action(action::ConfigureBootSource{
-              *parsed([&] { return json::parse_boot_source(b); }, "put_api_requests", "boot_source_fails")});
+          return action(
+              action::ConfigureBootSource{*parsed([&] { return json::parse_boot_source(b); },
+                                                  "put_api_requests", "boot_source_fails")});
         }
         if (first == "cpu-config") {
           count("put_api_requests", "cpu_cfg_count");
-          return action(action::PutCpuConfig{
-              *parsed([&] { return json::parse_cpu_config(b); }, "put_api_requests", "cpu_cfg_fails")});
+          return action(action::PutCpuConfig{*parsed([&] { return json::parse_cpu_config(b); },
+                                                     "put_api_requests", "cpu_cfg_fails")});
         }
         if (first == "drives") {
           count("put_api_requests", "drive_count");
           auto id = id_from_path("put_api_requests", "drive_fails");
           if (auto* r = std::get_if<RoutedRequest>(&id)) return std::move(*r);
-          DriveConfig drive = *parsed([&] { return json::parse_drive(b); }, "put_api_requests", "drive_fails");
+          DriveConfig drive =
+              *parsed([&] { return json::parse_drive(b); }, "put_api_requests", "drive_fails");
           if (drive.drive_id != std::get<std::string>(id)) {
             count("put_api_requests", "drive_fails");
             return error("The id from the path does not match the id from the body!");
@@ -174,8 +189,8 @@ RoutedRequest RequestRouter::route_unchecked(const HttpRequest& request) {
         }
         if (first == "logger") {
           count("put_api_requests", "logger_count");
-          return action(
-              action::ConfigureLogger{*parsed([&] { return json::parse_logger(b); }, "put_api_requests", "logger_fails")});
+          return action(action::ConfigureLogger{
+              *parsed([&] { return json::parse_logger(b); }, "put_api_requests", "logger_fails")});
         }
         if (first == "serial") {
           count("put_api_requests", "serial_count");
@@ -184,8 +199,8 @@ RoutedRequest RequestRouter::route_unchecked(const HttpRequest& request) {
         }
         if (first == "machine-config") {
           count("put_api_requests", "machine_cfg_count");
-          MachineConfigUpdate update = *parsed([&] { return json::parse_machine_config_put(b); }, "put_api_requests",
-                                               "machine_cfg_fails");
+          MachineConfigUpdate update = *parsed([&] { return json::parse_machine_config_put(b); },
+                                               "put_api_requests", "machine_cfg_fails");
           RoutedRequest r = action(action::UpdateMachineConfig{update});
           if (update.cpu_template) {
             count("deprecated_api", "deprecated_http_api_calls");
@@ -195,8 +210,8 @@ RoutedRequest RequestRouter::route_unchecked(const HttpRequest& request) {
         }
         if (first == "metrics") {
           count("put_api_requests", "metrics_count");
-          return action(action::ConfigureMetrics{
-              *parsed([&] { return json::parse_metrics(b); }, "put_api_requests", "metrics_fails")});
+          return action(action::ConfigureMetrics{*parsed([&] { return json::parse_metrics(b); },
+                                                         "put_api_requests", "metrics_fails")});
         }
         if (first == "mmds") {
           count("put_api_requests", "mmds_count");
@@ -207,24 +222,26 @@ RoutedRequest RequestRouter::route_unchecked(const HttpRequest& request) {
           count("put_api_requests", "network_count");
           auto id = id_from_path("put_api_requests", "network_fails");
           if (auto* r = std::get_if<RoutedRequest>(&id)) return std::move(*r);
-          NetworkInterfaceConfig net =
-              *parsed([&] { return json::parse_network_interface(b); }, "put_api_requests", "network_fails");
+          NetworkInterfaceConfig net = *parsed([&] { return json::parse_network_interface(b); },
+                                               "put_api_requests", "network_fails");
           const std::string& path_id = std::get<std::string>(id);
           if (net.iface_id != path_id) {
             count("put_api_requests", "network_fails");
-            return error("The id from the path [" + path_id + "] does not match the id from the body [" +
-                         net.iface_id + "]!");
+            return error("The id from the path [" + path_id +
+                         "] does not match the id from the body [" + net.iface_id + "]!");
           }
           return action(action::InsertNetworkInterface{std::move(net)});
         }
         if (first == "snapshot") {
           if (!second) return error("Missing snapshot operation type.");
           if (*second == "create" || *second == "load") return error(not_supported("Snapshotting"));
-          return error("Invalid request method and/or path: PUT /snapshot/" + std::string(*second) + ".");
+          return error("Invalid request method and/or path: PUT /snapshot/" + std::string(*second) +
+                       ".");
         }
         if (first == "vsock") {
           count("put_api_requests", "vsock_count");
-          VsockRequest vsock = *parsed([&] { return json::parse_vsock(b); }, "put_api_requests", "vsock_fails");
+          VsockRequest vsock =
+              *parsed([&] { return json::parse_vsock(b); }, "put_api_requests", "vsock_fails");
           RoutedRequest r = action(action::SetVsock{vsock.config});
           if (vsock.deprecated_vsock_id) {
             count("deprecated_api", "deprecated_http_api_calls");
@@ -233,7 +250,8 @@ RoutedRequest RequestRouter::route_unchecked(const HttpRequest& request) {
           return r;
         }
         if (first == "entropy")
-          return action(action::SetEntropy{*parsed([&] { return json::parse_entropy(b); }, nullptr, nullptr)});
+          return action(action::SetEntropy{
+              *parsed([&] { return json::parse_entropy(b); }, nullptr, nullptr)});
         if (first == "hotplug" && second == "memory") {
           count("put_api_requests", "hotplug_memory_count");
           count("put_api_requests", "hotplug_memory_fails");
@@ -250,8 +268,8 @@ RoutedRequest RequestRouter::route_unchecked(const HttpRequest& request) {
           count("patch_api_requests", "drive_count");
           auto id = id_from_path("patch_api_requests", "drive_fails");
           if (auto* r = std::get_if<RoutedRequest>(&id)) return std::move(*r);
-          DriveUpdate update =
-              *parsed([&] { return json::parse_drive_update(b); }, "patch_api_requests", "drive_fails");
+          DriveUpdate update = *parsed([&] { return json::parse_drive_update(b); },
+                                       "patch_api_requests", "drive_fails");
           if (update.drive_id != std::get<std::string>(id)) {
             count("patch_api_requests", "drive_fails");
             return error("The id from the path does not match the id from the body!");
@@ -280,12 +298,13 @@ RoutedRequest RequestRouter::route_unchecked(const HttpRequest& request) {
           auto id = id_from_path("patch_api_requests", "network_fails");
           if (auto* r = std::get_if<RoutedRequest>(&id)) return std::move(*r);
           NetworkInterfaceUpdate update =
-              *parsed([&] { return json::parse_network_interface_update(b); }, "patch_api_requests", "network_fails");
+              *parsed([&] { return json::parse_network_interface_update(b); }, "patch_api_requests",
+                      "network_fails");
           const std::string& path_id = std::get<std::string>(id);
           if (update.iface_id != path_id) {
             count("patch_api_requests", "network_fails");
-            return error("The id from the path [" + path_id + "] does not match the id from the body [" +
-                         update.iface_id + "]!");
+            return error("The id from the path [" + path_id +
+                         "] does not match the id from the body [" + update.iface_id + "]!");
           }
           return action(action::UpdateNetworkInterface{std::move(update)});
         }
@@ -296,7 +315,8 @@ RoutedRequest RequestRouter::route_unchecked(const HttpRequest& request) {
         }
         if (first == "vm") {
           VmStateRequest state = *parsed([&] { return json::parse_vm_state(b); }, nullptr, nullptr);
-          return state == VmStateRequest::kPaused ? action(action::Pause{}) : action(action::Resume{});
+          return state == VmStateRequest::kPaused ? action(action::Pause{})
+                                                  : action(action::Resume{});
         }
         if (first == "hotplug" && second == "memory") {
           count("patch_api_requests", "hotplug_memory_count");
@@ -315,14 +335,15 @@ RoutedRequest RequestRouter::route_unchecked(const HttpRequest& request) {
   } catch (const json::JsonError& e) {
     return error(std::string(kDeserializeError) + e.what() + ".");
   }
-  return error(std::string("Invalid request method and/or path: ") + method_name(method) + " " + std::string(first) +
-               ".");
+  return error(std::string("Invalid request method and/or path: ") + method_name(method) + " " +
+               std::string(first) + ".");
 }
 
 HttpResponse RequestRouter::respond(const VmmResponse& outcome) {
   if (const auto* e = std::get_if<VmmResponse::Error>(&outcome.data)) {
     if (e->status == 413) {
-      LOG_ERROR(logger_, "Received Error. Status code: 413 Payload too large. Message: " + e->message);
+      LOG_ERROR(logger_,
+                "Received Error. Status code: 413 Payload too large. Message: " + e->message);
     } else {
       LOG_ERROR(logger_, "Received Error. Status code: 400 Bad Request. Message: " + e->message);
     }
@@ -333,9 +354,12 @@ HttpResponse RequestRouter::respond(const VmmResponse& outcome) {
     return no_content();
   }
   LOG_INFO(logger_, "The request was executed successfully. Status code: 200 OK.");
-  if (const auto* m = std::get_if<MachineConfig>(&outcome.data)) return json_response(200, json::to_json(*m));
-  if (const auto* i = std::get_if<InstanceInfo>(&outcome.data)) return json_response(200, json::to_json(*i));
-  if (const auto* r = std::get_if<VmResources>(&outcome.data)) return json_response(200, json::full_config_json(*r));
+  if (const auto* m = std::get_if<MachineConfig>(&outcome.data))
+    return json_response(200, json::to_json(*m));
+  if (const auto* i = std::get_if<InstanceInfo>(&outcome.data))
+    return json_response(200, json::to_json(*i));
+  if (const auto* r = std::get_if<VmResources>(&outcome.data))
+    return json_response(200, json::full_config_json(*r));
   return json_response(200, json::version_json(std::get<std::string>(outcome.data)));
 }
 

@@ -58,12 +58,13 @@ struct ConfigureMetrics {
 }  // namespace action
 
 using VmmAction =
-    std::variant<action::GetInstanceInfo, action::GetVersion, action::GetMachineConfig, action::GetFullConfig,
-                 action::StartMicroVm, action::FlushMetrics, action::SendCtrlAltDel, action::Pause, action::Resume,
-                 action::ConfigureBootSource, action::UpdateMachineConfig, action::PutCpuConfig,
-                 action::InsertDrive, action::UpdateDrive, action::InsertNetworkInterface,
-                 action::UpdateNetworkInterface, action::SetVsock, action::SetEntropy, action::ConfigureLogger,
-                 action::ConfigureMetrics>;
+    std::variant<action::GetInstanceInfo, action::GetVersion, action::GetMachineConfig,
+                 action::GetFullConfig, action::StartMicroVm, action::FlushMetrics,
+                 action::SendCtrlAltDel, action::Pause, action::Resume, action::ConfigureBootSource,
+                 action::UpdateMachineConfig, action::PutCpuConfig, action::InsertDrive,
+                 action::UpdateDrive, action::InsertNetworkInterface,
+                 action::UpdateNetworkInterface, action::SetVsock, action::SetEntropy,
+                 action::ConfigureLogger, action::ConfigureMetrics>;
 
 // The answer: data for the GETs, nothing (204), or an error message that
 // becomes {"fault_message": ...} with `status`.
@@ -72,7 +73,9 @@ struct VmmResponse {
     std::string message;
     int status = 400;
   };
-  std::variant<std::monostate, MachineConfig, InstanceInfo, VmResources, std::string /* version */, Error> data;
+  std::variant<std::monostate, MachineConfig, InstanceInfo, VmResources, std::string /* version */,
+               Error>
+      data;
 
   static VmmResponse empty() { return {}; }
   static VmmResponse error(std::string message, int status = 400) {

@@ -9,7 +9,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <fstream>
-#include <iostream>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -55,19 +54,32 @@ constexpr int kMetricsPeriodSeconds = 60;
 
 const char* exit_code_name(int code) {
   switch (code) {
-    case 0: return "Ok";
-    case 1: return "GenericError";
-    case 2: return "UnexpectedError";
-    case 148: return "BadSyscall";
-    case 149: return "SIGBUS";
-    case 150: return "SIGSEGV";
-    case 151: return "SIGXFSZ";
-    case 152: return "BadConfiguration";
-    case 153: return "ArgParsing";
-    case 154: return "SIGXCPU";
-    case 155: return "SIGPIPE";
-    case 156: return "SIGHUP";
-    case 157: return "SIGILL";
+    case 0:
+      return "Ok";
+    case 1:
+      return "GenericError";
+    case 2:
+      return "UnexpectedError";
+    case 148:
+      return "BadSyscall";
+    case 149:
+      return "SIGBUS";
+    case 150:
+      return "SIGSEGV";
+    case 151:
+      return "SIGXFSZ";
+    case 152:
+      return "BadConfiguration";
+    case 153:
+      return "ArgParsing";
+    case 154:
+      return "SIGXCPU";
+    case 155:
+      return "SIGPIPE";
+    case 156:
+      return "SIGHUP";
+    case 157:
+      return "SIGILL";
   }
   return "UnexpectedError";
 }
@@ -101,12 +113,18 @@ Counter* g_signal_counters[32] = {};
 
 int fatal_exit_code(int signo) {
   switch (signo) {
-    case SIGBUS: return 149;
-    case SIGSEGV: return 150;
-    case SIGXFSZ: return 151;
-    case SIGXCPU: return 154;
-    case SIGHUP: return 156;
-    case SIGILL: return 157;
+    case SIGBUS:
+      return 149;
+    case SIGSEGV:
+      return 150;
+    case SIGXFSZ:
+      return 151;
+    case SIGXCPU:
+      return 154;
+    case SIGHUP:
+      return 156;
+    case SIGILL:
+      return 157;
   }
   return 2;
 }
@@ -115,7 +133,8 @@ void fatal_signal_handler(int signo, siginfo_t* info, void*) {
   if (signo > 0 && signo < 32 && g_signal_counters[signo]) g_signal_counters[signo]->store(1);
   if (g_signal_logger) {
     char message[96];
-    std::snprintf(message, sizeof message, "Shutting down VM after intercepting signal %d, code %d.", signo,
+    std::snprintf(message, sizeof message,
+                  "Shutting down VM after intercepting signal %d, code %d.", signo,
                   info ? info->si_code : 0);
     g_signal_logger->try_log(LogLevel::kError, __FILE__, __LINE__, message);
   }
@@ -124,8 +143,9 @@ void fatal_signal_handler(int signo, siginfo_t* info, void*) {
 
 void install_signal_handlers(Logger& logger, Metrics& metrics) {
   g_signal_logger = &logger;
-  const std::pair<int, const char*> kFatal[] = {{SIGBUS, "sigbus"},   {SIGSEGV, "sigsegv"}, {SIGXFSZ, "sigxfsz"},
-                                                 {SIGXCPU, "sigxcpu"}, {SIGHUP, "sighup"},   {SIGILL, "sigill"}};
+  const std::pair<int, const char*> kFatal[] = {{SIGBUS, "sigbus"},   {SIGSEGV, "sigsegv"},
+                                                {SIGXFSZ, "sigxfsz"}, {SIGXCPU, "sigxcpu"},
+                                                {SIGHUP, "sighup"},   {SIGILL, "sigill"}};
   struct sigaction sa {};
   sa.sa_sigaction = fatal_signal_handler;
   sa.sa_flags = SA_SIGINFO;
@@ -143,7 +163,8 @@ void install_signal_handlers(Logger& logger, Metrics& metrics) {
 
 class VmmProcess {
  public:
-  VmmProcess(const CliOptions& cli, Logger& logger, Metrics& metrics, std::optional<std::string> config_json)
+  VmmProcess(const CliOptions& cli, Logger& logger, Metrics& metrics,
+             std::optional<std::string> config_json)
       : cli_(cli),
         logger_(logger),
         metrics_(metrics),
@@ -179,13 +200,15 @@ class VmmProcess {
   }
 
   void serve_requests() {
-    while (auto action = channel_.take_request()) channel_.send_response(controller_.handle(*action));
+    while (auto action = channel_.take_request())
+      channel_.send_response(controller_.handle(*action));
   }
 
   void on_signal() {
     signalfd_siginfo info;
     while (::read(signal_fd_.get(), &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
-      LOG_INFO(logger_, "Received signal " + std::to_string(info.ssi_signo) + ", stopping the microVM.");
+      LOG_INFO(logger_,
+               "Received signal " + std::to_string(info.ssi_signo) + ", stopping the microVM.");
       stop_requested_ = true;
       if (Vmm* vmm = controller_.vmm()) {
         try {
@@ -237,15 +260,18 @@ int VmmProcess::build_from_config_file(const char* context) {
     }
     controller_.apply_config_file(file);
   } catch (const ConfigError& e) {
-    return fail(prefix + "Configuration for VMM from one single json failed: " + e.config_file_message(),
-                kExitGenericError);
+    return fail(
+        prefix + "Configuration for VMM from one single json failed: " + e.config_file_message(),
+        kExitGenericError);
   } catch (const std::exception& e) {
-    return fail(prefix + "Configuration for VMM from one single json failed: " + e.what(), kExitGenericError);
+    return fail(prefix + "Configuration for VMM from one single json failed: " + e.what(),
+                kExitGenericError);
   }
   try {
     controller_.start_microvm();
   } catch (const std::exception& e) {
-    return fail(prefix + "Could not Start MicroVM from one single json: " + e.what(), kExitGenericError);
+    return fail(prefix + "Could not Start MicroVM from one single json: " + e.what(),
+                kExitGenericError);
   }
   LOG_INFO(logger_, "Successfully started microvm that was configured from one single json");
   return kExitOk;
@@ -267,7 +293,8 @@ int VmmProcess::run() {
   int code = start_up(context);
   if (code == kExitOk && config_json_) code = build_from_config_file(context);
   if (code == kExitOk) {
-    if (!cli_.no_api) loop_.add(channel_.request_fd(), EPOLLIN, [this](uint32_t) { serve_requests(); });
+    if (!cli_.no_api)
+      loop_.add(channel_.request_fd(), EPOLLIN, [this](uint32_t) { serve_requests(); });
     loop_.add(signal_fd_.get(), EPOLLIN, [this](uint32_t) { on_signal(); });
     loop_.add(vm_exited_.fd(), EPOLLIN, [this](uint32_t) {
       vm_exited_.consume();
@@ -300,10 +327,12 @@ int VmmProcess::run() {
   write_metrics();
 
   if (exit) {
-    LOG_INFO(logger_, "The microVM exited: " + (exit->reason.empty() ? std::string("no reason given") : exit->reason) +
+    LOG_INFO(logger_, "The microVM exited: " +
+                          (exit->reason.empty() ? std::string("no reason given") : exit->reason) +
                           " (exit code " + std::to_string(exit->exit_code) + ").");
     if (code == kExitOk && exit->exit_code != kExitOk) {
-      code = fail(std::string(context) + "MicroVM stopped with an error: " + exit_code_name(exit->exit_code),
+      code = fail(std::string(context) +
+                      "MicroVM stopped with an error: " + exit_code_name(exit->exit_code),
                   exit->exit_code);
     }
   }
@@ -325,7 +354,8 @@ int VmmProcess::start_up(const char* context) {
   ::pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal_fd_.reset(::signalfd(-1, &stop_signals, SFD_NONBLOCK | SFD_CLOEXEC));
   if (!signal_fd_) return fail("signalfd: " + common::errno_text(errno), kExitGenericError);
-  if (!metrics_timer_) return fail("timerfd_create: " + common::errno_text(errno), kExitGenericError);
+  if (!metrics_timer_)
+    return fail("timerfd_create: " + common::errno_text(errno), kExitGenericError);
   if (cli_.no_api) return kExitOk;
 
   common::UniqueFd listener;
@@ -340,8 +370,9 @@ int VmmProcess::start_up(const char* context) {
                     rust_io_error(e.error_code()),
                 kExitGenericError);
   } catch (const std::exception& e) {
-    return fail(std::string(context) + "Failed to bind and run the HTTP server: IO error: " + e.what(),
-                kExitGenericError);
+    return fail(
+        std::string(context) + "Failed to bind and run the HTTP server: IO error: " + e.what(),
+        kExitGenericError);
   }
   socket_created_ = true;
   LOG_INFO(logger_, "Listening on API socket (" + rust_debug_str(cli_.api_sock) + ").");
@@ -351,12 +382,15 @@ int VmmProcess::start_up(const char* context) {
     // Startup times as upstream's ProcessTimeReporter computes them from
     // the jailer's --start-time-us/--start-time-cpu-us/--parent-cpu-time-us.
     if (cli_.start_time_us)
-      metrics_.counter("api_server", "process_startup_time_us").store(clock_us(CLOCK_MONOTONIC) - *cli_.start_time_us);
+      metrics_.counter("api_server", "process_startup_time_us")
+          .store(clock_us(CLOCK_MONOTONIC) - *cli_.start_time_us);
     if (cli_.start_time_cpu_us)
       metrics_.counter("api_server", "process_startup_time_cpu_us")
-          .store(clock_us(CLOCK_PROCESS_CPUTIME_ID) - *cli_.start_time_cpu_us + cli_.parent_cpu_time_us.value_or(0));
+          .store(clock_us(CLOCK_PROCESS_CPUTIME_ID) - *cli_.start_time_cpu_us +
+                 cli_.parent_cpu_time_us.value_or(0));
   };
-  api_server_ = std::make_unique<ApiServer>(std::move(listener), std::move(options), channel_, logger_, metrics_);
+  api_server_ = std::make_unique<ApiServer>(std::move(listener), std::move(options), channel_,
+                                            logger_, metrics_);
   api_server_->start();
   return kExitOk;
 }
@@ -381,7 +415,8 @@ int run_vmm_process(int argc, char** argv) {
     cli = parse_cli(args);
   } catch (const CliError& e) {
     return exit_with_error(logger,
-                           std::string("Arguments parsing error: ") + e.what() + " \n\nFor more information try --help.",
+                           std::string("Arguments parsing error: ") + e.what() +
+                               " \n\nFor more information try --help.",
                            kExitArgParsing);
   }
   const std::string version_line = std::string("Firecracker v") + reported_firecracker_version();
@@ -390,8 +425,8 @@ int run_vmm_process(int argc, char** argv) {
     return kExitOk;
   }
   if (cli.version) {
-    std::printf("%s\nember-vmm %s (implements the Firecracker v%s API)\n\n", version_line.c_str(), ember_version(),
-                EMBER_FIRECRACKER_API);
+    std::printf("%s\nember-vmm %s (implements the Firecracker v%s API)\n\n", version_line.c_str(),
+                ember_version(), EMBER_FIRECRACKER_API);
     return kExitOk;
   }
   if (cli.snapshot_version || cli.describe_snapshot)
@@ -406,10 +441,11 @@ int run_vmm_process(int argc, char** argv) {
   if (cli.level) {
     update.level = parse_level(*cli.level);
     if (!update.level)
-      return exit_with_error(logger,
-                             "Invalid value for logger level: Failed to parse string to level filter: " + *cli.level +
-                                 ".Possible values: [Error, Warning, Info, Debug]",
-                             kExitBadConfiguration);
+      return exit_with_error(
+          logger,
+          "Invalid value for logger level: Failed to parse string to level filter: " + *cli.level +
+              ".Possible values: [Error, Warning, Info, Debug]",
+          kExitBadConfiguration);
   }
   if (cli.show_level) update.show_level = true;
   if (cli.show_log_origin) update.show_log_origin = true;
@@ -417,22 +453,30 @@ int run_vmm_process(int argc, char** argv) {
   try {
     logger.update(update);
   } catch (const common::SystemError& e) {
-    return exit_with_error(logger, "Could not initialize logger: Failed to open target file: " + rust_io_error(e.error_code()),
-                           kExitGenericError);
+    return exit_with_error(
+        logger,
+        "Could not initialize logger: Failed to open target file: " + rust_io_error(e.error_code()),
+        kExitGenericError);
   }
   LOG_INFO(logger, std::string("Running Firecracker v") + reported_firecracker_version());
   install_signal_handlers(logger, metrics);
 
   if (!cli.no_seccomp)
-    LOG_WARN(logger, cli.seccomp_filter
-                         ? "--seccomp-filter " + *cli.seccomp_filter +
-                               " is ignored: seccomp filtering is not implemented in ember yet, the VMM runs without it."
-                         : std::string("Seccomp filtering is not implemented in ember yet: the VMM runs without it."));
+    LOG_WARN(
+        logger,
+        cli.seccomp_filter
+            ? "--seccomp-filter " + *cli.seccomp_filter +
+                  " is ignored: seccomp filtering is not implemented in ember yet, the VMM runs "
+                  "without it."
+            : std::string(
+                  "Seccomp filtering is not implemented in ember yet: the VMM runs without it."));
   if (cli.enable_pci)
-    return exit_with_error(logger, "--enable-pci is not supported by ember: its devices use virtio-mmio.",
+    return exit_with_error(logger,
+                           "--enable-pci is not supported by ember: its devices use virtio-mmio.",
                            kExitGenericError);
   if (cli.metadata)
-    return exit_with_error(logger, "--metadata cannot be used: MMDS is not supported by ember.", kExitGenericError);
+    return exit_with_error(logger, "--metadata cannot be used: MMDS is not supported by ember.",
+                           kExitGenericError);
   if (cli.metrics_path) {
     MetricsConfig config;
     config.metrics_path = *cli.metrics_path;
@@ -440,7 +484,8 @@ int run_vmm_process(int argc, char** argv) {
       metrics.configure(config);
     } catch (const common::SystemError& e) {
       return exit_with_error(logger,
-                             "Could not initialize metrics: Cannot initialize the metrics system due to bad user input: " +
+                             "Could not initialize metrics: Cannot initialize the metrics system "
+                             "due to bad user input: " +
                                  rust_io_error(e.error_code()),
                              kExitGenericError);
     }
@@ -450,9 +495,10 @@ int run_vmm_process(int argc, char** argv) {
   if (cli.config_file) {
     std::ifstream in(*cli.config_file);
     if (!in)
-      return exit_with_error(
-          logger, "Unable to open or read from the configuration file " + *cli.config_file + ": " + rust_io_error(errno),
-          kExitGenericError);
+      return exit_with_error(logger,
+                             "Unable to open or read from the configuration file " +
+                                 *cli.config_file + ": " + rust_io_error(errno),
+                             kExitGenericError);
     std::stringstream text;
     text << in.rdbuf();
     config_json = text.str();

@@ -14,30 +14,34 @@ namespace ember::vmm {
 std::unique_ptr<virtio::VirtioDevice> create_block_device(const DriveConfig& config, Logger& logger,
                                                           Metrics& metrics) {
   if (config.socket) {
-    throw common::Error("drive \"" + config.drive_id + "\": vhost-user-blk drives (socket) are not supported");
+    throw common::Error("drive \"" + config.drive_id +
+                        "\": vhost-user-blk drives (socket) are not supported");
   }
-  if (!config.path_on_host) throw common::Error("drive \"" + config.drive_id + "\": path_on_host is missing");
+  if (!config.path_on_host)
+    throw common::Error("drive \"" + config.drive_id + "\": path_on_host is missing");
   if (config.io_engine == IoEngine::kAsync) {
-    LOG_WARN(logger, "drive \"" + config.drive_id + "\": the Async io engine is served by the Sync engine");
+    LOG_WARN(logger,
+             "drive \"" + config.drive_id + "\": the Async io engine is served by the Sync engine");
   }
   return std::make_unique<virtio::BlockDevice>(config, logger, metrics);
 }
 
-std::unique_ptr<virtio::VirtioDevice> create_net_device(const NetworkInterfaceConfig& config, Logger& logger,
-                                                        Metrics& metrics) {
+std::unique_ptr<virtio::VirtioDevice> create_net_device(const NetworkInterfaceConfig& config,
+                                                        Logger& logger, Metrics& metrics) {
   return std::make_unique<virtio::NetDevice>(config, logger, metrics);
 }
 
 std::unique_ptr<virtio::VirtioDevice> create_vsock_device(const VsockConfig& config, Logger& logger,
                                                           Metrics& metrics) {
   if (config.guest_cid < 3) {
-    throw common::Error("vsock: guest_cid " + std::to_string(config.guest_cid) + " is reserved (must be >= 3)");
+    throw common::Error("vsock: guest_cid " + std::to_string(config.guest_cid) +
+                        " is reserved (must be >= 3)");
   }
   return std::make_unique<virtio::VsockDevice>(config, logger, metrics);
 }
 
-std::unique_ptr<virtio::VirtioDevice> create_entropy_device(const EntropyConfig& config, Logger& logger,
-                                                            Metrics& metrics) {
+std::unique_ptr<virtio::VirtioDevice> create_entropy_device(const EntropyConfig& config,
+                                                            Logger& logger, Metrics& metrics) {
   return std::make_unique<virtio::EntropyDevice>(config, logger, metrics);
 }
 
@@ -49,7 +53,8 @@ void update_block_device(virtio::VirtioDevice& device, const DriveUpdate& update
 
 void update_net_device(virtio::VirtioDevice& device, const NetworkInterfaceUpdate& update) {
   auto* net = dynamic_cast<virtio::NetDevice*>(&device);
-  if (!net) throw common::Error("network interface \"" + update.iface_id + "\": not a virtio-net device");
+  if (!net)
+    throw common::Error("network interface \"" + update.iface_id + "\": not a virtio-net device");
   net->update(update);
 }
 

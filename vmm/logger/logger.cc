@@ -21,12 +21,18 @@ namespace ember::vmm {
 
 const char* log_level_name(LogLevel level) {
   switch (level) {
-    case LogLevel::kError: return "ERROR";
-    case LogLevel::kWarning: return "WARN";
-    case LogLevel::kInfo: return "INFO";
-    case LogLevel::kDebug: return "DEBUG";
-    case LogLevel::kTrace: return "TRACE";
-    case LogLevel::kOff: break;
+    case LogLevel::kError:
+      return "ERROR";
+    case LogLevel::kWarning:
+      return "WARN";
+    case LogLevel::kInfo:
+      return "INFO";
+    case LogLevel::kDebug:
+      return "DEBUG";
+    case LogLevel::kTrace:
+      return "TRACE";
+    case LogLevel::kOff:
+      break;
   }
   return "OFF";
 }
@@ -100,19 +106,22 @@ std::string Logger::instance_id() const {
 
 void Logger::set_metrics(Metrics* metrics) { metrics_.store(metrics); }
 
-std::string Logger::format(LogLevel level, const char* file, int line, std::string_view message) const {
+std::string Logger::format(LogLevel level, const char* file, int line,
+                           std::string_view message) const {
   std::lock_guard lock(mutex_);
   return format_locked(level, file, line, message);
 }
 
-std::string Logger::format_locked(LogLevel level, const char* file, int line, std::string_view message) const {
+std::string Logger::format_locked(LogLevel level, const char* file, int line,
+                                  std::string_view message) const {
   timespec ts;
   ::clock_gettime(CLOCK_REALTIME, &ts);
   tm local;
   ::localtime_r(&ts.tv_sec, &local);
   char stamp[64];
-  int n = std::snprintf(stamp, sizeof stamp, "%04d-%02d-%02dT%02d:%02d:%02d.%09ld", local.tm_year + 1900,
-                        local.tm_mon + 1, local.tm_mday, local.tm_hour, local.tm_min, local.tm_sec, ts.tv_nsec);
+  int n = std::snprintf(stamp, sizeof stamp, "%04d-%02d-%02dT%02d:%02d:%02d.%09ld",
+                        local.tm_year + 1900, local.tm_mon + 1, local.tm_mday, local.tm_hour,
+                        local.tm_min, local.tm_sec, ts.tv_nsec);
 
   std::string out;
   out.reserve(static_cast<size_t>(n) + instance_id_.size() + message.size() + 64);
@@ -144,7 +153,9 @@ void Logger::log(LogLevel level, const char* file, int line, std::string_view me
     std::lock_guard lock(mutex_);
     // Firecracker's `module` filter keeps lines whose origin starts with it;
     // ember's origins are source paths ("vmm/api" keeps the API's lines).
-    if (config_.module && source_relative_path(file).substr(0, config_.module->size()) != *config_.module) return;
+    if (config_.module &&
+        source_relative_path(file).substr(0, config_.module->size()) != *config_.module)
+      return;
     std::string text = format_locked(level, file, line, message);
     int fd = fd_ ? fd_.get() : STDOUT_FILENO;
     ssize_t written;

@@ -66,7 +66,8 @@ class Logger {
   std::string format(LogLevel level, const char* file, int line, std::string_view message) const;
 
  private:
-  std::string format_locked(LogLevel level, const char* file, int line, std::string_view message) const;
+  std::string format_locked(LogLevel level, const char* file, int line,
+                            std::string_view message) const;
 
   mutable std::mutex mutex_;
   std::string instance_id_;

@@ -39,7 +39,8 @@ TEST(Logger, ShowLevelAndOriginAddFieldsInFirecrackerOrder) {
   config.show_log_origin = true;
   logger.configure(config);
   std::string line = logger.format(LogLevel::kWarning, __FILE__, 42, "careful");
-  EXPECT_NE(line.find(" [anonymous-instance:main:WARN:vmm/logger/logger_test.cc:42] careful\n"), std::string::npos)
+  EXPECT_NE(line.find(" [anonymous-instance:main:WARN:vmm/logger/logger_test.cc:42] careful\n"),
+            std::string::npos)
       << line;
 }
 

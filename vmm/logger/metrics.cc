@@ -26,9 +26,11 @@ constexpr Kind S = Kind::kStore;
 // Firecracker's metrics schema (src/vmm/src/logger/metrics.rs and the device
 // metrics modules; validated upstream by tests/host_tools/fcmetrics.py), in
 // serialization order.
-#define AGG(prefix) {prefix ".min_us", S}, {prefix ".max_us", S}, {prefix ".sum_us", C}
+#define AGG(prefix) \
+  {prefix ".min_us", S}, {prefix ".max_us", S}, { prefix ".sum_us", C }
 
-constexpr KeySpec kApiServer[] = {{"process_startup_time_us", S}, {"process_startup_time_cpu_us", S}};
+constexpr KeySpec kApiServer[] = {{"process_startup_time_us", S},
+                                  {"process_startup_time_cpu_us", S}};
 constexpr KeySpec kBalloon[] = {
     {"activate_fails", C},         {"inflate_count", C},          {"stats_updates_count", C},
     {"stats_update_fails", C},     {"deflate_count", C},          {"event_fails", C},
@@ -60,24 +62,42 @@ constexpr KeySpec kGetApiRequests[] = {{"instance_info_count", C},
                                        {"mmds_count", C},
                                        {"vmm_version_count", C},
                                        {"hotplug_memory_count", C}};
-constexpr KeySpec kI8042[] = {{"error_count", C}, {"missed_read_count", C}, {"missed_write_count", C},
-                              {"read_count", C},  {"reset_count", C},       {"write_count", C}};
-constexpr KeySpec kUart[] = {{"error_count", C}, {"flush_count", C}, {"missed_read_count", C},
-                             {"missed_write_count", C}, {"read_count", C}, {"write_count", C},
+constexpr KeySpec kI8042[] = {{"error_count", C},        {"missed_read_count", C},
+                              {"missed_write_count", C}, {"read_count", C},
+                              {"reset_count", C},        {"write_count", C}};
+constexpr KeySpec kUart[] = {{"error_count", C},
+                             {"flush_count", C},
+                             {"missed_read_count", C},
+                             {"missed_write_count", C},
+                             {"read_count", C},
+                             {"write_count", C},
                              {"rate_limiter_dropped_bytes", C}};
-constexpr KeySpec kLatencies[] = {{"full_create_snapshot", S},     {"diff_create_snapshot", S},
-                                  {"load_snapshot", S},            {"pause_vm", S},
-                                  {"resume_vm", S},                {"vmm_full_create_snapshot", S},
-                                  {"vmm_diff_create_snapshot", S}, {"vmm_load_snapshot", S},
-                                  {"vmm_pause_vm", S},             {"vmm_resume_vm", S}};
+constexpr KeySpec kLatencies[] = {{"full_create_snapshot", S},
+                                  {"diff_create_snapshot", S},
+                                  {"load_snapshot", S},
+                                  {"pause_vm", S},
+                                  {"resume_vm", S},
+                                  {"vmm_full_create_snapshot", S},
+                                  {"vmm_diff_create_snapshot", S},
+                                  {"vmm_load_snapshot", S},
+                                  {"vmm_pause_vm", S},
+                                  {"vmm_resume_vm", S}};
 constexpr KeySpec kLogger[] = {{"missed_metrics_count", C},
                                {"metrics_fails", C},
                                {"missed_log_count", C},
                                {"rate_limited_log_count", C}};
-constexpr KeySpec kMmds[] = {{"rx_accepted", C},         {"rx_accepted_err", C},      {"rx_accepted_unusual", C},
-                             {"rx_bad_eth", C},          {"rx_invalid_token", C},     {"rx_no_token", C},
-                             {"rx_count", C},            {"tx_bytes", C},             {"tx_count", C},
-                             {"tx_errors", C},           {"tx_frames", C},            {"connections_created", C},
+constexpr KeySpec kMmds[] = {{"rx_accepted", C},
+                             {"rx_accepted_err", C},
+                             {"rx_accepted_unusual", C},
+                             {"rx_bad_eth", C},
+                             {"rx_invalid_token", C},
+                             {"rx_no_token", C},
+                             {"rx_count", C},
+                             {"tx_bytes", C},
+                             {"tx_count", C},
+                             {"tx_errors", C},
+                             {"tx_frames", C},
+                             {"connections_created", C},
                              {"connections_destroyed", C}};
 constexpr KeySpec kNet[] = {{"activate_fails", C},
                             {"cfg_fails", C},
@@ -105,31 +125,27 @@ constexpr KeySpec kNet[] = {{"activate_fails", C},
                             {"tx_rate_limiter_throttled", C},
                             {"tx_spoofed_mac_count", C},
                             {"tx_remaining_reqs_count", C}};
-constexpr KeySpec kPatchApiRequests[] = {{"drive_count", C},          {"drive_fails", C},
-                                         {"network_count", C},        {"network_fails", C},
-                                         {"machine_cfg_count", C},    {"machine_cfg_fails", C},
-                                         {"mmds_count", C},           {"mmds_fails", C},
-                                         {"hotplug_memory_count", C}, {"hotplug_memory_fails", C},
-                                         {"pmem_count", C},           {"pmem_fails", C}};
+constexpr KeySpec kPatchApiRequests[] = {
+    {"drive_count", C},          {"drive_fails", C},       {"network_count", C},
+    {"network_fails", C},        {"machine_cfg_count", C}, {"machine_cfg_fails", C},
+    {"mmds_count", C},           {"mmds_fails", C},        {"hotplug_memory_count", C},
+    {"hotplug_memory_fails", C}, {"pmem_count", C},        {"pmem_fails", C}};
 constexpr KeySpec kPutApiRequests[] = {
-    {"actions_count", C},        {"actions_fails", C},       {"boot_source_count", C},   {"boot_source_fails", C},
-    {"drive_count", C},          {"drive_fails", C},         {"logger_count", C},        {"logger_fails", C},
-    {"machine_cfg_count", C},    {"machine_cfg_fails", C},   {"cpu_cfg_count", C},       {"cpu_cfg_fails", C},
-    {"metrics_count", C},        {"metrics_fails", C},       {"network_count", C},       {"network_fails", C},
-    {"mmds_count", C},           {"mmds_fails", C},          {"vsock_count", C},         {"vsock_fails", C},
-    {"pmem_count", C},           {"pmem_fails", C},          {"serial_count", C},        {"serial_fails", C},
+    {"actions_count", C},        {"actions_fails", C},       {"boot_source_count", C},
+    {"boot_source_fails", C},    {"drive_count", C},         {"drive_fails", C},
+    {"logger_count", C},         {"logger_fails", C},        {"machine_cfg_count", C},
+    {"machine_cfg_fails", C},    {"cpu_cfg_count", C},       {"cpu_cfg_fails", C},
+    {"metrics_count", C},        {"metrics_fails", C},       {"network_count", C},
+    {"network_fails", C},        {"mmds_count", C},          {"mmds_fails", C},
+    {"vsock_count", C},          {"vsock_fails", C},         {"pmem_count", C},
+    {"pmem_fails", C},           {"serial_count", C},        {"serial_fails", C},
     {"hotplug_memory_count", C}, {"hotplug_memory_fails", C}};
 constexpr KeySpec kSeccomp[] = {{"num_faults", S}};
-constexpr KeySpec kVcpu[] = {{"exit_io_in", C},
-                             {"exit_io_out", C},
-                             {"exit_mmio_read", C},
-                             {"exit_mmio_write", C},
-                             {"failures", C},
-                             {"kvmclock_ctrl_fails", C},
-                             AGG("exit_io_in_agg"),
-                             AGG("exit_io_out_agg"),
-                             AGG("exit_mmio_read_agg"),
-                             AGG("exit_mmio_write_agg")};
+constexpr KeySpec kVcpu[] = {{"exit_io_in", C},         {"exit_io_out", C},
+                             {"exit_mmio_read", C},     {"exit_mmio_write", C},
+                             {"failures", C},           {"kvmclock_ctrl_fails", C},
+                             AGG("exit_io_in_agg"),     AGG("exit_io_out_agg"),
+                             AGG("exit_mmio_read_agg"), AGG("exit_mmio_write_agg")};
 constexpr KeySpec kVmm[] = {{"panic_count", S}};
 constexpr KeySpec kSignals[] = {{"sigbus", S},  {"sigsegv", S}, {"sigxfsz", S}, {"sigxcpu", S},
                                 {"sigpipe", C}, {"sighup", S},  {"sigill", S}};
@@ -143,37 +159,30 @@ constexpr KeySpec kVsock[] = {{"activate_fails", C},       {"cfg_fails", C},
                               {"conns_killed", C},         {"conns_removed", C},
                               {"killq_resync", C},         {"tx_flush_fails", C},
                               {"tx_write_fails", C},       {"rx_read_fails", C}};
-constexpr KeySpec kEntropy[] = {{"activate_fails", C},      {"entropy_event_fails", C},
-                                {"entropy_event_count", C}, {"entropy_bytes", C},
-                                {"host_rng_fails", C},      {"entropy_rate_limiter_throttled", C},
-                                {"rate_limiter_event_count", C}};
-constexpr KeySpec kPmem[] = {{"activate_fails", C},    {"cfg_fails", C},
-                             {"event_fails", C},       {"queue_event_count", C},
-                             {"rate_limiter_throttled_events", C}, {"rate_limiter_event_count", C}};
+constexpr KeySpec kEntropy[] = {
+    {"activate_fails", C},          {"entropy_event_fails", C},
+    {"entropy_event_count", C},     {"entropy_bytes", C},
+    {"host_rng_fails", C},          {"entropy_rate_limiter_throttled", C},
+    {"rate_limiter_event_count", C}};
+constexpr KeySpec kPmem[] = {{"activate_fails", C},
+                             {"cfg_fails", C},
+                             {"event_fails", C},
+                             {"queue_event_count", C},
+                             {"rate_limiter_throttled_events", C},
+                             {"rate_limiter_event_count", C}};
 constexpr KeySpec kVhostUser[] = {{"activate_fails", C},
                                   {"cfg_fails", C},
                                   {"init_time_us", S},
                                   {"activate_time_us", S},
                                   {"config_change_time_us", S}};
 constexpr KeySpec kInterrupts[] = {{"triggers", C}, {"config_updates", C}};
-constexpr KeySpec kMemoryHotplug[] = {{"activate_fails", C},
-                                      {"queue_event_fails", C},
-                                      {"queue_event_count", C},
-                                      {"plug_count", C},
-                                      {"plug_bytes", C},
-                                      {"plug_fails", C},
-                                      AGG("plug_agg"),
-                                      {"unplug_count", C},
-                                      {"unplug_bytes", C},
-                                      {"unplug_fails", C},
-                                      {"unplug_discard_fails", C},
-                                      AGG("unplug_agg"),
-                                      {"state_count", C},
-                                      {"state_fails", C},
-                                      AGG("state_agg"),
-                                      {"unplug_all_count", C},
-                                      {"unplug_all_fails", C},
-                                      AGG("unplug_all_agg")};
+constexpr KeySpec kMemoryHotplug[] = {
+    {"activate_fails", C},   {"queue_event_fails", C},    {"queue_event_count", C},
+    {"plug_count", C},       {"plug_bytes", C},           {"plug_fails", C},
+    AGG("plug_agg"),         {"unplug_count", C},         {"unplug_bytes", C},
+    {"unplug_fails", C},     {"unplug_discard_fails", C}, AGG("unplug_agg"),
+    {"state_count", C},      {"state_fails", C},          AGG("state_agg"),
+    {"unplug_all_count", C}, {"unplug_all_fails", C},     AGG("unplug_all_agg")};
 #undef AGG
 
 struct GroupSpec {
@@ -242,13 +251,27 @@ void append_json_string(std::string& out, std::string_view s) {
   out += '"';
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
       default:
         if (c < 0x20) {
           out += "\\u00";
@@ -278,7 +301,8 @@ void Metrics::ensure_schema_locked() {
     g->name = spec.name;
     g->entries.reserve(spec.count);
     for (size_t i = 0; i < spec.count; ++i)
-      g->entries.push_back(Entry{spec.keys[i].name, spec.keys[i].kind, std::make_unique<Counter>(), 0});
+      g->entries.push_back(
+          Entry{spec.keys[i].name, spec.keys[i].kind, std::make_unique<Counter>(), 0});
     groups_.push_back(std::move(g));
   }
 }
@@ -293,7 +317,8 @@ Metrics::Group& Metrics::group_locked(const std::string& name) {
   auto position = groups_.end();
   if (const GroupSpec* family = family_of(name, &anchor)) {
     for (size_t i = 0; i < family->count; ++i)
-      g->entries.push_back(Entry{family->keys[i].name, family->keys[i].kind, std::make_unique<Counter>(), 0});
+      g->entries.push_back(
+          Entry{family->keys[i].name, family->keys[i].kind, std::make_unique<Counter>(), 0});
     for (auto it = groups_.begin(); it != groups_.end(); ++it) {
       if ((*it)->name == anchor) {
         position = it;
@@ -317,7 +342,8 @@ void Metrics::configure(const MetricsConfig& config) {
   std::lock_guard lock(mutex_);
   if (config_) throw common::Error("Reinitialization of metrics not allowed.");
   // Same open mode as the log (FIFO friendly, never truncates).
-  common::UniqueFd fd(::open(config.metrics_path.c_str(), O_RDWR | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0644));
+  common::UniqueFd fd(
+      ::open(config.metrics_path.c_str(), O_RDWR | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0644));
   if (!fd) common::throw_errno("open metrics file " + config.metrics_path);
   fd_ = std::move(fd);
   config_ = config;
@@ -364,7 +390,8 @@ void Metrics::serialize_group_locked(Group& group, std::string& out) {
     bool inner_first = true;
     for (size_t j = i; j < group.entries.size(); ++j) {
       Entry& f = group.entries[j];
-      if (done[j] || f.name.size() <= dot || std::string_view(f.name).substr(0, dot + 1) != e.name.substr(0, dot + 1))
+      if (done[j] || f.name.size() <= dot ||
+          std::string_view(f.name).substr(0, dot + 1) != e.name.substr(0, dot + 1))
         continue;
       done[j] = true;
       if (!inner_first) out += ',';

@@ -17,9 +17,27 @@ using nlohmann::json;
 TEST(Metrics, EveryFirecrackerGroupIsPresentEvenWhenNothingCounted) {
   Metrics metrics;
   json line = json::parse(metrics.serialize());
-  for (const char* group : {"api_server", "balloon", "block", "deprecated_api", "get_api_requests", "i8042",
-                            "latencies_us", "logger", "mmds", "net", "patch_api_requests", "put_api_requests",
-                            "seccomp", "vcpu", "vmm", "uart", "signals", "vsock", "entropy", "interrupts", "pmem",
+  for (const char* group : {"api_server",
+                            "balloon",
+                            "block",
+                            "deprecated_api",
+                            "get_api_requests",
+                            "i8042",
+                            "latencies_us",
+                            "logger",
+                            "mmds",
+                            "net",
+                            "patch_api_requests",
+                            "put_api_requests",
+                            "seccomp",
+                            "vcpu",
+                            "vmm",
+                            "uart",
+                            "signals",
+                            "vsock",
+                            "entropy",
+                            "interrupts",
+                            "pmem",
                             "memory_hotplug"}) {
     EXPECT_TRUE(line.contains(group)) << group;
   }
@@ -67,7 +85,8 @@ TEST(Metrics, NestedNamesBecomeObjects) {
 }
 
 TEST(Metrics, ConfigureOnlyOnceAndEmitIdAndProperties) {
-  std::string path = ::testing::TempDir() + "/metrics_test_" + std::to_string(::getpid()) + ".ndjson";
+  std::string path =
+      ::testing::TempDir() + "/metrics_test_" + std::to_string(::getpid()) + ".ndjson";
   ::unlink(path.c_str());
   Metrics metrics("vm-7");
   EXPECT_FALSE(metrics.flush());

@@ -22,14 +22,16 @@ uint64_t RateLimiter::monotonic_ns() {
 }
 
 RateLimiter::RateLimiter(const RateLimiterConfig& config, Clock clock)
-    : clock_(std::move(clock)), timer_(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) {
+    : clock_(std::move(clock)),
+      timer_(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) {
   if (!timer_) common::throw_errno("create rate limiter timerfd");
   if (config.bandwidth) bandwidth_ = make_bucket(*config.bandwidth);
   if (config.ops) ops_ = make_bucket(*config.ops);
 }
 
 std::optional<TokenBucket> RateLimiter::make_bucket(const TokenBucketConfig& config) const {
-  return TokenBucket::create(config.size, config.one_time_burst.value_or(0), config.refill_time_ms, clock_());
+  return TokenBucket::create(config.size, config.one_time_burst.value_or(0), config.refill_time_ms,
+                             clock_());
 }
 
 void RateLimiter::arm_timer(uint64_t ns) {
@@ -38,7 +40,8 @@ void RateLimiter::arm_timer(uint64_t ns) {
   itimerspec spec{};
   spec.it_value.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
   spec.it_value.tv_nsec = static_cast<long>(ns % 1'000'000'000);
-  if (::timerfd_settime(timer_.get(), 0, &spec, nullptr) < 0) common::throw_errno("arm rate limiter timerfd");
+  if (::timerfd_settime(timer_.get(), 0, &spec, nullptr) < 0)
+    common::throw_errno("arm rate limiter timerfd");
   timer_active_ = true;
 }
 

@@ -80,7 +80,8 @@ TEST(RateLimiterTest, DisabledBucketsLetEverythingThrough) {
 
 TEST(RateLimiterTest, BlocksWhenShortAndUnblocksWhenTheTimerFires) {
   FakeClock clock;
-  RateLimiter rl(RateLimiterConfig{std::nullopt, TokenBucketConfig{2, std::nullopt, 1000}}, clock.clock());
+  RateLimiter rl(RateLimiterConfig{std::nullopt, TokenBucketConfig{2, std::nullopt, 1000}},
+                 clock.clock());
   EXPECT_TRUE(rl.consume(1, RateLimiter::TokenType::kOps));
   EXPECT_TRUE(rl.consume(1, RateLimiter::TokenType::kOps));
   EXPECT_FALSE(rl.consume(1, RateLimiter::TokenType::kOps));
@@ -100,7 +101,8 @@ TEST(RateLimiterTest, BlocksWhenShortAndUnblocksWhenTheTimerFires) {
 TEST(RateLimiterTest, OverConsumptionIsAllowedOnceThenBlocks) {
   FakeClock clock;
   // 1000 bytes per 100 ms; a 1500-byte request overdraws by half a bucket.
-  RateLimiter rl(RateLimiterConfig{TokenBucketConfig{1000, std::nullopt, 100}, std::nullopt}, clock.clock());
+  RateLimiter rl(RateLimiterConfig{TokenBucketConfig{1000, std::nullopt, 100}, std::nullopt},
+                 clock.clock());
   EXPECT_TRUE(rl.consume(1500, RateLimiter::TokenType::kBytes));
   EXPECT_TRUE(rl.is_blocked());
   EXPECT_FALSE(rl.consume(1, RateLimiter::TokenType::kBytes));
@@ -110,7 +112,8 @@ TEST(RateLimiterTest, OverConsumptionIsAllowedOnceThenBlocks) {
 
 TEST(RateLimiterTest, ManualReplenishRefundsTokens) {
   FakeClock clock;
-  RateLimiter rl(RateLimiterConfig{std::nullopt, TokenBucketConfig{1, std::nullopt, 1000}}, clock.clock());
+  RateLimiter rl(RateLimiterConfig{std::nullopt, TokenBucketConfig{1, std::nullopt, 1000}},
+                 clock.clock());
   EXPECT_TRUE(rl.consume(1, RateLimiter::TokenType::kOps));
   rl.manual_replenish(1, RateLimiter::TokenType::kOps);
   EXPECT_TRUE(rl.consume(1, RateLimiter::TokenType::kOps));
@@ -118,8 +121,9 @@ TEST(RateLimiterTest, ManualReplenishRefundsTokens) {
 
 TEST(RateLimiterTest, UpdateFollowsPatchSemantics) {
   FakeClock clock;
-  RateLimiter rl(RateLimiterConfig{TokenBucketConfig{100, std::nullopt, 1000}, TokenBucketConfig{10, 5, 1000}},
-                 clock.clock());
+  RateLimiter rl(
+      RateLimiterConfig{TokenBucketConfig{100, std::nullopt, 1000}, TokenBucketConfig{10, 5, 1000}},
+      clock.clock());
   // Omitted buckets stay as they are.
   rl.update(RateLimiterConfig{TokenBucketConfig{200, std::nullopt, 500}, std::nullopt});
   ASSERT_TRUE(rl.bandwidth());

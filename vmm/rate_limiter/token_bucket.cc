@@ -5,8 +5,8 @@
 
 namespace ember::vmm {
 
-std::optional<TokenBucket> TokenBucket::create(uint64_t size, uint64_t one_time_burst, uint64_t refill_time_ms,
-                                               uint64_t now_ns) {
+std::optional<TokenBucket> TokenBucket::create(uint64_t size, uint64_t one_time_burst,
+                                               uint64_t refill_time_ms, uint64_t now_ns) {
   if (size == 0 || refill_time_ms == 0) return std::nullopt;
   if (refill_time_ms > UINT64_MAX / 1'000'000) return std::nullopt;
   uint64_t refill_ns = refill_time_ms * 1'000'000;
@@ -40,7 +40,8 @@ void TokenBucket::refill(uint64_t now_ns) {
   budget_ = static_cast<uint64_t>(std::min<u128>(u128(budget_) + tokens, size_));
 }
 
-TokenBucket::Reduction TokenBucket::reduce(uint64_t tokens, uint64_t now_ns, double* overdraft_ratio) {
+TokenBucket::Reduction TokenBucket::reduce(uint64_t tokens, uint64_t now_ns,
+                                           double* overdraft_ratio) {
   if (one_time_burst_ > 0) {
     if (one_time_burst_ >= tokens) {
       one_time_burst_ -= tokens;
@@ -57,7 +58,8 @@ TokenBucket::Reduction TokenBucket::reduce(uint64_t tokens, uint64_t now_ns, dou
     if (tokens > size_) {
       uint64_t over = tokens - budget_;
       budget_ = 0;
-      if (overdraft_ratio) *overdraft_ratio = static_cast<double>(over) / static_cast<double>(size_);
+      if (overdraft_ratio)
+        *overdraft_ratio = static_cast<double>(over) / static_cast<double>(size_);
       return Reduction::kOverConsumption;
     }
     if (tokens > budget_) return Reduction::kFailure;

@@ -21,8 +21,8 @@ class TokenBucket {
 
   // std::nullopt when size or refill_time_ms is 0 (the bucket is disabled) or
   // the refill time does not fit in 64-bit nanoseconds.
-  static std::optional<TokenBucket> create(uint64_t size, uint64_t one_time_burst, uint64_t refill_time_ms,
-                                           uint64_t now_ns);
+  static std::optional<TokenBucket> create(uint64_t size, uint64_t one_time_burst,
+                                           uint64_t refill_time_ms, uint64_t now_ns);
 
   // Takes `tokens`. On kOverConsumption, `*overdraft_ratio` says how many
   // whole buckets the request went over (what the caller must wait for).

@@ -50,7 +50,8 @@ class UsageError : public common::Error {
 };
 
 LogLevel parse_level(std::string text) {
-  std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::transform(text.begin(), text.end(), text.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
   if (text == "off") return LogLevel::kOff;
   if (text == "error") return LogLevel::kError;
   if (text == "warning" || text == "warn") return LogLevel::kWarning;
@@ -174,12 +175,13 @@ int run_vhost_user_command(int argc, char** argv) {
       std::string name = b.device.id;
       if (name.empty()) {
         name = device_type_name(b.device.type);
-        size_t same = std::count_if(options.backends.begin(), options.backends.end(),
-                                    [&](const Options::Backend& o) { return o.device.type == b.device.type; });
+        size_t same = std::count_if(
+            options.backends.begin(), options.backends.end(),
+            [&](const Options::Backend& o) { return o.device.type == b.device.type; });
         if (same > 1) name += std::to_string(index);
       }
-      auto backend = std::make_unique<VhostUserBackend>(b.socket, make_device(b.device, logger, metrics), logger,
-                                                         metrics, name);
+      auto backend = std::make_unique<VhostUserBackend>(
+          b.socket, make_device(b.device, logger, metrics), logger, metrics, name);
       backend->start();
       backends.push_back(std::move(backend));
       ++index;

@@ -4,7 +4,8 @@
 //   ember-vmm vhost-user --socket /run/blk0.sock --device blk,path=/img/rootfs.ext4[,readonly]
 //                        --socket /run/vsock.sock --device vsock,guest-cid=3,uds-path=/run/v.sock
 //                        [--socket /run/rng.sock --device rng]
-//                        [--log-path PATH] [--level Error|Warning|Info|Debug|Trace] [--metrics-path PATH]
+//                        [--log-path PATH] [--level Error|Warning|Info|Debug|Trace] [--metrics-path
+//                        PATH]
 //
 // Each --device is served on the --socket given before it. A frontend that
 // disconnects can reconnect (the backend keeps listening); SIGINT/SIGTERM

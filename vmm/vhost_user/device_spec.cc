@@ -16,7 +16,8 @@ std::vector<std::string_view> split(std::string_view text, char sep) {
   size_t start = 0;
   for (;;) {
     size_t end = text.find(sep, start);
-    parts.push_back(text.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start));
+    parts.push_back(
+        text.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start));
     if (end == std::string_view::npos) return parts;
     start = end + 1;
   }
@@ -36,7 +37,8 @@ DeviceSpec parse_device_spec(std::string_view text) {
   } else if (kind == "rng" || kind == "entropy") {
     spec.type = virtio::DeviceType::kRng;
   } else {
-    throw common::Error(where + ": unknown device type \"" + std::string(kind) + "\" (expected blk, vsock or rng)");
+    throw common::Error(where + ": unknown device type \"" + std::string(kind) +
+                        "\" (expected blk, vsock or rng)");
   }
 
   bool have_cid = false;
@@ -44,12 +46,17 @@ DeviceSpec parse_device_spec(std::string_view text) {
     std::string_view part = parts[i];
     size_t eq = part.find('=');
     std::string key(part.substr(0, eq));
-    std::string value = eq == std::string_view::npos ? std::string() : std::string(part.substr(eq + 1));
+    std::string value =
+        eq == std::string_view::npos ? std::string() : std::string(part.substr(eq + 1));
     bool has_value = eq != std::string_view::npos;
     auto need_value = [&] {
-      if (!has_value || value.empty()) throw common::Error(where + ": option \"" + key + "\" needs a value");
+      if (!has_value || value.empty())
+        throw common::Error(where + ": option \"" + key + "\" needs a value");
     };
-    auto bad = [&] { throw common::Error(where + ": option \"" + key + "\" does not apply to " + std::string(kind)); };
+    auto bad = [&] {
+      throw common::Error(where + ": option \"" + key + "\" does not apply to " +
+                          std::string(kind));
+    };
 
     if (spec.type == virtio::DeviceType::kBlock) {
       if (key == "path") {
@@ -82,8 +89,10 @@ DeviceSpec parse_device_spec(std::string_view text) {
         auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), cid);
         // virtio 1.2 §5.10.4: CIDs 0-2 are reserved (hypervisor, local, host);
         // the config field is 64 bits but only 32 are used.
-        if (ec != std::errc() || end != value.data() + value.size() || cid < 3 || cid > 0xffffffffu) {
-          throw common::Error(where + ": guest-cid must be a number from 3 to 4294967295, not \"" + value + "\"");
+        if (ec != std::errc() || end != value.data() + value.size() || cid < 3 ||
+            cid > 0xffffffffu) {
+          throw common::Error(where + ": guest-cid must be a number from 3 to 4294967295, not \"" +
+                              value + "\"");
         }
         spec.vsock.guest_cid = static_cast<uint32_t>(cid);
         have_cid = true;
@@ -108,7 +117,8 @@ DeviceSpec parse_device_spec(std::string_view text) {
   return spec;
 }
 
-std::unique_ptr<virtio::VirtioDevice> make_device(const DeviceSpec& spec, Logger& logger, Metrics& metrics) {
+std::unique_ptr<virtio::VirtioDevice> make_device(const DeviceSpec& spec, Logger& logger,
+                                                  Metrics& metrics) {
   switch (spec.type) {
     case virtio::DeviceType::kBlock:
       return std::make_unique<virtio::BlockDevice>(spec.drive, logger, metrics);
@@ -119,7 +129,8 @@ std::unique_ptr<virtio::VirtioDevice> make_device(const DeviceSpec& spec, Logger
     default:
       break;
   }
-  throw common::Error("vhost-user: cannot serve device type " + std::to_string(static_cast<uint32_t>(spec.type)));
+  throw common::Error("vhost-user: cannot serve device type " +
+                      std::to_string(static_cast<uint32_t>(spec.type)));
 }
 
 }  // namespace ember::vmm::vhost_user

@@ -19,10 +19,10 @@ namespace ember::vmm::vhost_user {
 
 struct DeviceSpec {
   virtio::DeviceType type = virtio::DeviceType::kBlock;
-  std::string id;        // id= (blk), else empty
-  DriveConfig drive;     // blk
-  VsockConfig vsock;     // vsock
-  EntropyConfig entropy; // rng
+  std::string id;         // id= (blk), else empty
+  DriveConfig drive;      // blk
+  VsockConfig vsock;      // vsock
+  EntropyConfig entropy;  // rng
 };
 
 // Throws common::Error naming the spec and the offending part.
@@ -30,6 +30,7 @@ DeviceSpec parse_device_spec(std::string_view spec);
 
 // Builds the device (opens the drive, binds the vsock socket); throws
 // common::Error naming what failed.
-std::unique_ptr<virtio::VirtioDevice> make_device(const DeviceSpec& spec, Logger& logger, Metrics& metrics);
+std::unique_ptr<virtio::VirtioDevice> make_device(const DeviceSpec& spec, Logger& logger,
+                                                  Metrics& metrics);
 
 }  // namespace ember::vmm::vhost_user

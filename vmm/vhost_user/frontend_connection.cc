@@ -1,5 +1,6 @@
 #include "vmm/vhost_user/frontend_connection.h"
 
+#include <fcntl.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -22,6 +23,13 @@ bool is_power_of_two(uint32_t v) { return v != 0 && (v & (v - 1)) == 0; }
 // ring, only meaningful with VHOST_F_LOG_ALL, which we never offer.
 constexpr uint32_t kVringFlagLog = 1;
 
+// Eventfds from QEMU are non-blocking already; a pipe or socket passed
+// instead must not be able to block the backend's thread on a full buffer.
+void make_nonblocking(int fd) {
+  int flags = ::fcntl(fd, F_GETFL);
+  if (flags >= 0 && !(flags & O_NONBLOCK)) ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
 }  // namespace
 
 uint64_t offered_protocol_features(const virtio::VirtioDevice& device) {
@@ -43,8 +51,9 @@ ConnectionCounters::ConnectionCounters(Metrics& m, const std::string& group)
       activations(m.counter(group, "activations")),
       config_change_msgs(m.counter(group, "config_change_msgs")) {}
 
-FrontendConnection::FrontendConnection(common::UniqueFd socket, virtio::VirtioDevice& device, common::EventLoop& loop,
-                                       Logger& logger, ConnectionCounters& counters, std::string name,
+FrontendConnection::FrontendConnection(common::UniqueFd socket, virtio::VirtioDevice& device,
+                                       common::EventLoop& loop, Logger& logger,
+                                       ConnectionCounters& counters, std::string name,
                                        FailureHandler on_failure, std::atomic<bool>& active)
     : socket_(std::move(socket)),
       device_(device),
@@ -80,8 +89,8 @@ bool FrontendConnection::handle_readable() {
         break;
     }
     counters_.messages.inc();
-    LOG_DEBUG(logger_, name_ + ": " + msg.name() + " (" + std::to_string(msg.payload.size()) + " bytes, " +
-                           std::to_string(msg.fds.size()) + " fds)");
+    LOG_DEBUG(logger_, name_ + ": " + msg.name() + " (" + std::to_string(msg.payload.size()) +
+                           " bytes, " + std::to_string(msg.fds.size()) + " fds)");
     try {
       handle(msg);
     } catch (const ProtocolError&) {
@@ -101,7 +110,8 @@ bool FrontendConnection::handle_readable() {
 }
 
 void FrontendConnection::reply(const Message& request, std::span<const uint8_t> payload) {
-  Header header{request.header.request, kVersion | kFlagReply, static_cast<uint32_t>(payload.size())};
+  Header header{request.header.request, kVersion | kFlagReply,
+                static_cast<uint32_t>(payload.size())};
   send_message(socket_.get(), header, payload);
 }
 
@@ -190,7 +200,8 @@ void FrontendConnection::handle(Message& msg) {
       // Everything else needs a feature or protocol feature we never offer
       // (logging, IOTLB, inflight tracking, in-band notifications, memory
       // slots, status), or is not a vhost-user request at all.
-      throw ProtocolError(msg.name() + " is not supported by this backend (its feature was not offered)");
+      throw ProtocolError(msg.name() +
+                          " is not supported by this backend (its feature was not offered)");
   }
   if (ack) reply_u64(msg, 0);
 }
@@ -199,7 +210,8 @@ void FrontendConnection::set_features(const Message& msg) {
   uint64_t features = msg.payload_as<uint64_t>();
   msg.expect_fds(0);
   if (features & ~offered_features_) {
-    throw ProtocolError("SET_FEATURES: frontend acked features " + hex(features & ~offered_features_) +
+    throw ProtocolError("SET_FEATURES: frontend acked features " +
+                        hex(features & ~offered_features_) +
                         " that the backend did not offer (offered " + hex(offered_features_) + ")");
   }
   uint64_t device_features = features & ~(uint64_t(1) << kFeatureProtocolFeatures);
@@ -218,7 +230,8 @@ void FrontendConnection::set_protocol_features(const Message& msg) {
   msg.expect_fds(0);
   if (features & ~offered_protocol_features_) {
     throw ProtocolError("SET_PROTOCOL_FEATURES: frontend enabled protocol features " +
-                        hex(features & ~offered_protocol_features_) + " that the backend did not offer");
+                        hex(features & ~offered_protocol_features_) +
+                        " that the backend did not offer");
   }
   protocol_features_ = features;
 }
@@ -228,25 +241,35 @@ void FrontendConnection::set_mem_table(Message& msg) {
   MemoryTableHeader header;
   std::memcpy(&header, msg.payload.data(), sizeof header);
   if (header.num_regions > kMaxMemoryRegions) {
-    throw ProtocolError("SET_MEM_TABLE: " + std::to_string(header.num_regions) + " regions, at most " +
-                        std::to_string(kMaxMemoryRegions) + " are supported");
+    throw ProtocolError("SET_MEM_TABLE: " + std::to_string(header.num_regions) +
+                        " regions, at most " + std::to_string(kMaxMemoryRegions) +
+                        " are supported");
   }
   msg.expect_size(sizeof(MemoryTableHeader) + header.num_regions * sizeof(MemoryRegionDesc));
   std::vector<MemoryRegionDesc> regions(header.num_regions);
-  std::memcpy(regions.data(), msg.payload.data() + sizeof header, regions.size() * sizeof(MemoryRegionDesc));
+  std::memcpy(regions.data(), msg.payload.data() + sizeof header,
+              regions.size() * sizeof(MemoryRegionDesc));
   auto table = std::make_unique<MemoryTable>(MemoryTable::map(regions, std::move(msg.fds)));
   // The running device holds a reference to the old memory: stop it first,
   // then resume with the same ring positions in the new table.
   deactivate();
   memory_ = std::move(table);
   LOG_INFO(logger_, name_ + ": memory table " + memory_->describe());
+  if (!memory_->sealed_against_shrinking()) {
+    // QEMU's memory-backend-memfd seals by default; file-backed memory
+    // cannot be sealed. Truncating a mapped file makes accesses fault.
+    LOG_WARN(logger_,
+             name_ +
+                 ": guest memory is not sealed against shrinking: a frontend that truncates it "
+                 "would crash the backend with SIGBUS");
+  }
   update_activation();
 }
 
 FrontendConnection::Vring& FrontendConnection::ring_for(const Message& msg, uint32_t index) {
   if (index >= ring_count_) {
-    throw ProtocolError(msg.name() + ": vring index " + std::to_string(index) + " out of range, the device has " +
-                        std::to_string(ring_count_) + " vrings");
+    throw ProtocolError(msg.name() + ": vring index " + std::to_string(index) +
+                        " out of range, the device has " + std::to_string(ring_count_) + " vrings");
   }
   return rings_[index];
 }
@@ -259,7 +282,8 @@ void FrontendConnection::set_vring_num(const Message& msg) {
   // 1024 entries whatever the device): anything the split ring format
   // allows is served (virtio 1.2 §2.7: a power of two up to 32768).
   if (!is_power_of_two(state.num) || state.num > kMaxQueueSize) {
-    throw ProtocolError("SET_VRING_NUM: vring " + std::to_string(state.index) + " size " + std::to_string(state.num) +
+    throw ProtocolError("SET_VRING_NUM: vring " + std::to_string(state.index) + " size " +
+                        std::to_string(state.num) +
                         " is not a power of two <= " + std::to_string(kMaxQueueSize));
   }
   if (ring.num == state.num) return;
@@ -291,8 +315,8 @@ void FrontendConnection::set_vring_base(const Message& msg) {
   // Split rings: the next available index is 16 bits (packed rings, which
   // put a wrap counter in bit 15 of a wider value, are not offered).
   if (state.num > 0xffff) {
-    throw ProtocolError("SET_VRING_BASE: vring " + std::to_string(state.index) + " base " + std::to_string(state.num) +
-                        " does not fit a split ring's 16-bit index");
+    throw ProtocolError("SET_VRING_BASE: vring " + std::to_string(state.index) + " base " +
+                        std::to_string(state.num) + " does not fit a split ring's 16-bit index");
   }
   deactivate();
   ring.base = static_cast<uint16_t>(state.num);
@@ -311,7 +335,8 @@ void FrontendConnection::get_vring_base(const Message& msg) {
   ring.started = false;
   VringState out{state.index, ring.base};
   reply(msg, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&out), sizeof out));
-  LOG_DEBUG(logger_, name_ + ": vring " + std::to_string(state.index) + " stopped at " + std::to_string(ring.base));
+  LOG_DEBUG(logger_, name_ + ": vring " + std::to_string(state.index) + " stopped at " +
+                         std::to_string(ring.base));
 }
 
 void FrontendConnection::stop_kick(Vring& ring) {
@@ -334,10 +359,12 @@ void FrontendConnection::set_vring_kick(Message& msg) {
   msg.expect_fds(1);
   stop_kick(ring);
   common::UniqueFd fd = std::move(msg.fds[0]);
+  make_nonblocking(fd.get());
   try {
     loop_.add(fd.get(), EPOLLIN, [this, index](uint32_t) { on_kick(index); });
   } catch (const common::Error& e) {
-    throw ProtocolError("SET_VRING_KICK: vring " + std::to_string(index) + ": cannot watch the kick fd: " + e.what());
+    throw ProtocolError("SET_VRING_KICK: vring " + std::to_string(index) +
+                        ": cannot watch the kick fd: " + e.what());
   }
   ring.kick = std::move(fd);
   ring.started = true;
@@ -357,9 +384,10 @@ void FrontendConnection::on_kick(uint32_t index) {
   if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
     failed_ = true;
     stop_kick(ring);
-    on_failure_("vring " + std::to_string(index) + " kick fd " +
-                (n == 0 ? std::string("reached end of file") : "failed: " + common::errno_text(errno)) +
-                " (not an eventfd)");
+    on_failure_(
+        "vring " + std::to_string(index) + " kick fd " +
+        (n == 0 ? std::string("reached end of file") : "failed: " + common::errno_text(errno)) +
+        " (not an eventfd)");
     return;
   }
   if (!active_) return;
@@ -371,13 +399,15 @@ void FrontendConnection::set_vring_call(Message& msg) {
   uint64_t value = msg.payload_as<uint64_t>();
   uint32_t index = static_cast<uint32_t>(value & kVringIndexMask);
   Vring& ring = ring_for(msg, index);
-  if (value & ~(kVringIndexMask | kVringNoFdFlag)) throw ProtocolError("SET_VRING_CALL: unknown bits in " + hex(value));
+  if (value & ~(kVringIndexMask | kVringNoFdFlag))
+    throw ProtocolError("SET_VRING_CALL: unknown bits in " + hex(value));
   if (value & kVringNoFdFlag) {
     msg.expect_fds(0);
     ring.call.reset();  // the frontend polls the used ring
     return;
   }
   msg.expect_fds(1);
+  make_nonblocking(msg.fds[0].get());
   // Replacing the call fd of a running ring is how QEMU masks and unmasks
   // notifications; the next interrupt simply goes to the new fd.
   ring.call.emplace(std::move(msg.fds[0]));
@@ -387,7 +417,8 @@ void FrontendConnection::set_vring_err(Message& msg) {
   uint64_t value = msg.payload_as<uint64_t>();
   uint32_t index = static_cast<uint32_t>(value & kVringIndexMask);
   Vring& ring = ring_for(msg, index);
-  if (value & ~(kVringIndexMask | kVringNoFdFlag)) throw ProtocolError("SET_VRING_ERR: unknown bits in " + hex(value));
+  if (value & ~(kVringIndexMask | kVringNoFdFlag))
+    throw ProtocolError("SET_VRING_ERR: unknown bits in " + hex(value));
   msg.expect_fds((value & kVringNoFdFlag) ? 0 : 1);
   // Kept for the frontend's sake only: devices report broken rings through
   // a config change (virtio 1.2 §2.1.2), not the error fd.
@@ -414,8 +445,8 @@ void FrontendConnection::get_config(const Message& msg) {
   if (header.size > kMaxConfigSize || header.offset > kMaxConfigSize - header.size) {
     counters_.cfg_fails.inc();
     throw ProtocolError("GET_CONFIG: range offset " + std::to_string(header.offset) + " size " +
-                        std::to_string(header.size) + " exceeds the " + std::to_string(kMaxConfigSize) +
-                        "-byte config space");
+                        std::to_string(header.size) + " exceeds the " +
+                        std::to_string(kMaxConfigSize) + "-byte config space");
   }
   msg.expect_size(sizeof(ConfigHeader) + header.size);
   std::vector<uint8_t> out(sizeof(ConfigHeader) + header.size);
@@ -435,8 +466,8 @@ void FrontendConnection::set_config(const Message& msg) {
   if (header.size > kMaxConfigSize || header.offset > kMaxConfigSize - header.size) {
     counters_.cfg_fails.inc();
     throw ProtocolError("SET_CONFIG: range offset " + std::to_string(header.offset) + " size " +
-                        std::to_string(header.size) + " exceeds the " + std::to_string(kMaxConfigSize) +
-                        "-byte config space");
+                        std::to_string(header.size) + " exceeds the " +
+                        std::to_string(kMaxConfigSize) + "-byte config space");
   }
   msg.expect_size(sizeof(ConfigHeader) + header.size);
   // flags 1 ("live migration") may rewrite read-only fields; we do not
@@ -483,8 +514,9 @@ virtio::QueueState FrontendConnection::queue_state_for(uint32_t index) const {
   auto check = [&](const char* what, uint64_t user, uint64_t len) {
     auto gpa = memory_->translate(user, len == 0 ? 1 : len);
     if (!gpa) {
-      throw ProtocolError("vring " + std::to_string(index) + " " + what + " at user address " + hex(user) + " (+" +
-                          std::to_string(len) + " bytes) is outside the memory table " + memory_->describe());
+      throw ProtocolError("vring " + std::to_string(index) + " " + what + " at user address " +
+                          hex(user) + " (+" + std::to_string(len) +
+                          " bytes) is outside the memory table " + memory_->describe());
     }
     return *gpa;
   };
@@ -527,8 +559,8 @@ void FrontendConnection::activate() {
     // The used index lives in guest memory and survives a stop/start of the
     // backend: resume from it (the kernel's vhost does the same).
     if (state.used_ring.raw() % 4 != 0) {
-      throw ProtocolError("vring " + std::to_string(i) + " used ring " + to_string(state.used_ring) +
-                          " is not 4-byte aligned (virtio 1.2 §2.7)");
+      throw ProtocolError("vring " + std::to_string(i) + " used ring " +
+                          to_string(state.used_ring) + " is not 4-byte aligned (virtio 1.2 §2.7)");
     }
     state.next_used = memory_->memory().load_acquire_u16(state.used_ring + 2);
     queues.push_back(state);
@@ -536,7 +568,8 @@ void FrontendConnection::activate() {
   {
     auto guard = device_.lock();
     try {
-      device_.activate(virtio::ActivationContext{memory_->memory(), std::move(queues), acked_features_, *this, loop_});
+      device_.activate(virtio::ActivationContext{memory_->memory(), std::move(queues),
+                                                 acked_features_, *this, loop_});
     } catch (const common::Error& e) {
       counters_.activate_fails.inc();
       throw ProtocolError(std::string("activating the device failed: ") + e.what());
@@ -558,7 +591,8 @@ void FrontendConnection::activate() {
 void FrontendConnection::deactivate() {
   if (!active_) return;
   auto guard = device_.lock();
-  for (size_t i = 0; i < ring_count_; ++i) rings_[i].base = device_.queue_state(static_cast<uint16_t>(i)).next_avail;
+  for (size_t i = 0; i < ring_count_; ++i)
+    rings_[i].base = device_.queue_state(static_cast<uint16_t>(i)).next_avail;
   device_.reset();
   active_ = false;
   active_mirror_ = false;
@@ -575,8 +609,9 @@ bool FrontendConnection::notify_config_change() {
   if (!(protocol_features_ & (uint64_t(1) << kProtocolConfig)) || !backend_channel_) {
     if (!config_change_warned_) {
       config_change_warned_ = true;
-      LOG_WARN(logger_, name_ + ": cannot announce a config change: the frontend did not negotiate " +
-                            (backend_channel_ ? "the CONFIG protocol feature" : "a backend channel"));
+      LOG_WARN(logger_,
+               name_ + ": cannot announce a config change: the frontend did not negotiate " +
+                   (backend_channel_ ? "the CONFIG protocol feature" : "a backend channel"));
     }
     return false;
   }
@@ -587,7 +622,8 @@ bool FrontendConnection::notify_config_change() {
   try {
     send_message(backend_channel_.get(), header, {}, {}, "CONFIG_CHANGE_MSG");
   } catch (const common::Error& e) {
-    LOG_ERROR(logger_, name_ + ": sending CONFIG_CHANGE_MSG failed, closing the backend channel: " + e.what());
+    LOG_ERROR(logger_, name_ + ": sending CONFIG_CHANGE_MSG failed, closing the backend channel: " +
+                           e.what());
     backend_channel_.reset();
     return false;
   }

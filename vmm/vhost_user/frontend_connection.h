@@ -44,8 +44,8 @@ uint64_t offered_protocol_features(const virtio::VirtioDevice& device);
 // Counters of one backend, in metrics group vhost_user_<name>.
 struct ConnectionCounters {
   ConnectionCounters(Metrics& metrics, const std::string& group);
-  Counter &activate_fails, &cfg_fails, &connections, &disconnects, &protocol_errors, &messages, &activations,
-      &config_change_msgs;
+  Counter &activate_fails, &cfg_fails, &connections, &disconnects, &protocol_errors, &messages,
+      &activations, &config_change_msgs;
 };
 
 class FrontendConnection : private virtio::Interrupt {
@@ -57,9 +57,9 @@ class FrontendConnection : private virtio::Interrupt {
   using FailureHandler = std::function<void(const std::string& reason)>;
 
   // `active` mirrors device_active() for other threads.
-  FrontendConnection(common::UniqueFd socket, virtio::VirtioDevice& device, common::EventLoop& loop, Logger& logger,
-                     ConnectionCounters& counters, std::string name, FailureHandler on_failure,
-                     std::atomic<bool>& active);
+  FrontendConnection(common::UniqueFd socket, virtio::VirtioDevice& device, common::EventLoop& loop,
+                     Logger& logger, ConnectionCounters& counters, std::string name,
+                     FailureHandler on_failure, std::atomic<bool>& active);
   FrontendConnection(const FrontendConnection&) = delete;
   FrontendConnection& operator=(const FrontendConnection&) = delete;
   // Deactivates the device and unregisters every fd this connection added to
@@ -84,8 +84,8 @@ class FrontendConnection : private virtio::Interrupt {
   struct Vring {
     uint16_t num = 0;
     std::optional<VringAddr> addr;  // frontend (user) addresses
-    uint16_t base = 0;               // next available index (SET/GET_VRING_BASE)
-    common::UniqueFd kick;           // watched in the loop while set
+    uint16_t base = 0;              // next available index (SET/GET_VRING_BASE)
+    common::UniqueFd kick;          // watched in the loop while set
     std::optional<common::EventFd> call;
     common::UniqueFd err;
     bool started = false;  // kick fd received, GET_VRING_BASE not yet

@@ -31,7 +31,8 @@ class MemoryTable {
 
   // Validates `regions` and maps `fds` (one per region, in order). Throws
   // ProtocolError naming the region and the problem.
-  static MemoryTable map(std::span<const MemoryRegionDesc> regions, std::vector<common::UniqueFd> fds);
+  static MemoryTable map(std::span<const MemoryRegionDesc> regions,
+                         std::vector<common::UniqueFd> fds);
 
   // Guest memory; the address stays valid while this table lives, also
   // across moves of the table (a device holds a reference to it).
@@ -42,7 +43,11 @@ class MemoryTable {
   // range [user_address, user_address + len) lies inside one region.
   std::optional<GuestAddress> translate(uint64_t user_address, uint64_t len) const;
 
-  // "[gpa 0x0, +256 MiB at user 0x7f...]" for log lines.
+  // True when every region is a memfd sealed with F_SEAL_SHRINK, so the
+  // frontend cannot truncate memory the backend has mapped.
+  bool sealed_against_shrinking() const { return sealed_; }
+
+  // "[guest 0x0 +256 MiB at user 0x7f...]" for log lines.
   std::string describe() const;
 
  private:
@@ -53,6 +58,7 @@ class MemoryTable {
   };
   std::unique_ptr<GuestMemory> memory_ = std::make_unique<GuestMemory>();
   std::vector<UserRange> ranges_;
+  bool sealed_ = true;
 };
 
 }  // namespace ember::vmm::vhost_user

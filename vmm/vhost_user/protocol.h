@@ -209,8 +209,9 @@ class MessageReader {
 // MSG_NOSIGNAL. A socket that stays full for `timeout_ms` is an error: a
 // frontend that does not read its replies must not stall the backend forever.
 // Throws common::Error naming `what` (default: the request's name).
-void send_message(int fd, const Header& header, std::span<const uint8_t> payload, std::span<const int> fds = {},
-                  const std::string& what = {}, int timeout_ms = 5000);
+void send_message(int fd, const Header& header, std::span<const uint8_t> payload,
+                  std::span<const int> fds = {}, const std::string& what = {},
+                  int timeout_ms = 5000);
 
 template <typename T>
 T Message::payload_as() const {

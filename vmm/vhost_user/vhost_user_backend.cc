@@ -18,11 +18,16 @@ namespace ember::vmm::vhost_user {
 
 std::string device_type_name(virtio::DeviceType type) {
   switch (type) {
-    case virtio::DeviceType::kNet: return "net";
-    case virtio::DeviceType::kBlock: return "blk";
-    case virtio::DeviceType::kRng: return "rng";
-    case virtio::DeviceType::kBalloon: return "balloon";
-    case virtio::DeviceType::kVsock: return "vsock";
+    case virtio::DeviceType::kNet:
+      return "net";
+    case virtio::DeviceType::kBlock:
+      return "blk";
+    case virtio::DeviceType::kRng:
+      return "rng";
+    case virtio::DeviceType::kBalloon:
+      return "balloon";
+    case virtio::DeviceType::kVsock:
+      return "vsock";
   }
   return "device" + std::to_string(static_cast<uint32_t>(type));
 }
@@ -37,8 +42,9 @@ std::string backend_name(const std::string& name, const virtio::VirtioDevice* de
 
 }  // namespace
 
-VhostUserBackend::VhostUserBackend(std::string socket_path, std::unique_ptr<virtio::VirtioDevice> device,
-                                   Logger& logger, Metrics& metrics, std::string name)
+VhostUserBackend::VhostUserBackend(std::string socket_path,
+                                   std::unique_ptr<virtio::VirtioDevice> device, Logger& logger,
+                                   Metrics& metrics, std::string name)
     : socket_path_(std::move(socket_path)),
       device_(std::move(device)),
       logger_(logger),
@@ -46,7 +52,8 @@ VhostUserBackend::VhostUserBackend(std::string socket_path, std::unique_ptr<virt
       name_(backend_name(name, device_.get())),
       counters_(metrics, "vhost_user_" + name_) {
   // QEMU's vhost-user-vsock-device serves the event queue itself.
-  if (auto* vsock = dynamic_cast<virtio::VsockDevice*>(device_.get())) vsock->set_event_queue_in_frontend(true);
+  if (auto* vsock = dynamic_cast<virtio::VsockDevice*>(device_.get()))
+    vsock->set_event_queue_in_frontend(true);
 }
 
 VhostUserBackend::~VhostUserBackend() { stop(); }
@@ -59,28 +66,38 @@ void VhostUserBackend::start() {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (socket_path_.empty() || socket_path_.size() >= sizeof addr.sun_path) {
-    throw common::Error("vhost-user " + name_ + ": socket path \"" + socket_path_ + "\" is empty or longer than " +
-                        std::to_string(sizeof addr.sun_path - 1) + " bytes");
+    throw common::Error("vhost-user " + name_ + ": socket path \"" + socket_path_ +
+                        "\" is empty or longer than " + std::to_string(sizeof addr.sun_path - 1) +
+                        " bytes");
   }
   std::memcpy(addr.sun_path, socket_path_.c_str(), socket_path_.size());
 
-  // A socket file left by a previous run is replaced; anything else at the
-  // path is somebody's data and stays.
+  common::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) common::throw_errno("vhost-user " + name_ + ": create socket for " + socket_path_);
+  // A socket file left by a previous run (nobody accepts on it) is replaced;
+  // a live socket or anything else at the path is somebody else's and stays.
   struct stat st {};
   if (::lstat(socket_path_.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode)) {
       throw common::Error("vhost-user " + name_ + ": cannot listen on " + socket_path_ +
                           ": the path exists and is not a socket");
     }
+    common::UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (probe && ::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+      throw common::Error("vhost-user " + name_ + ": cannot listen on " + socket_path_ +
+                          ": another process is listening there");
+    }
     ::unlink(socket_path_.c_str());
   }
-  common::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!fd) common::throw_errno("vhost-user " + name_ + ": create socket for " + socket_path_);
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
     common::throw_errno("vhost-user " + name_ + ": bind " + socket_path_);
   }
+  if (::listen(fd.get(), 4) < 0) {
+    int err = errno;
+    ::unlink(socket_path_.c_str());
+    throw common::SystemError(err, "vhost-user " + name_ + ": listen on " + socket_path_);
+  }
   unlink_on_stop_ = true;
-  if (::listen(fd.get(), 4) < 0) common::throw_errno("vhost-user " + name_ + ": listen on " + socket_path_);
   listen_ = std::move(fd);
   loop_.add(listen_.get(), EPOLLIN, [this](uint32_t) { on_listen_readable(); });
   start_thread();
@@ -92,7 +109,8 @@ void VhostUserBackend::start(common::UniqueFd connected_socket) {
     std::lock_guard lock(mutex_);
     if (started_) throw common::Error("vhost-user " + name_ + ": started twice");
   }
-  if (!connected_socket) throw common::Error("vhost-user " + name_ + ": no connected socket to serve");
+  if (!connected_socket)
+    throw common::Error("vhost-user " + name_ + ": no connected socket to serve");
   adopt(std::move(connected_socket));
   start_thread();
 }
@@ -107,6 +125,7 @@ void VhostUserBackend::start_thread() {
 }
 
 void VhostUserBackend::stop() {
+  std::lock_guard stop_lock(stop_mutex_);
   {
     std::lock_guard lock(mutex_);
     if (!started_) {
@@ -151,7 +170,8 @@ void VhostUserBackend::run() {
     } catch (const std::exception& e) {
       // A device or connection handler threw: the connection cannot be
       // trusted any more, the backend can.
-      LOG_ERROR(logger_, "vhost-user " + name_ + ": unexpected error, dropping the connection: " + e.what());
+      LOG_ERROR(logger_,
+                "vhost-user " + name_ + ": unexpected error, dropping the connection: " + e.what());
       drop_connection(e.what(), true);
     }
   }
@@ -169,7 +189,8 @@ void VhostUserBackend::on_listen_readable() {
   common::UniqueFd fd(::accept4(listen_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
   if (!fd) {
     if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-      LOG_ERROR(logger_, "vhost-user " + name_ + ": accept on " + socket_path_ + ": " + common::errno_text(errno));
+      LOG_ERROR(logger_, "vhost-user " + name_ + ": accept on " + socket_path_ + ": " +
+                             common::errno_text(errno));
     }
     return;
   }
@@ -274,7 +295,12 @@ void VhostUserBackend::update_block(const DriveUpdate& update) {
     block->update(update);  // announces the change itself while active
     if (update.path_on_host && connection_ && !was_active) connection_->notify_config_change();
   };
-  if (std::this_thread::get_id() == thread_id_) {
+  std::thread::id loop_thread;
+  {
+    std::lock_guard lock(mutex_);
+    loop_thread = thread_id_;
+  }
+  if (std::this_thread::get_id() == loop_thread) {
     apply();
     return;
   }
@@ -282,7 +308,8 @@ void VhostUserBackend::update_block(const DriveUpdate& update) {
   std::future<void> result = done->get_future();
   bool posted = post([done, apply](bool run) {
     if (!run) {
-      done->set_exception(std::make_exception_ptr(common::Error("the backend stopped before the update ran")));
+      done->set_exception(
+          std::make_exception_ptr(common::Error("the backend stopped before the update ran")));
       return;
     }
     try {
@@ -294,8 +321,9 @@ void VhostUserBackend::update_block(const DriveUpdate& update) {
   });
   if (!posted) {
     std::lock_guard lock(mutex_);
-    if (started_) throw common::Error("vhost-user " + name_ + ": update of drive \"" + update.drive_id +
-                                      "\": the backend is stopped");
+    if (started_)
+      throw common::Error("vhost-user " + name_ + ": update of drive \"" + update.drive_id +
+                          "\": the backend is stopped");
     // Not started yet: nothing runs concurrently, apply here.
     apply();
     return;
@@ -303,7 +331,8 @@ void VhostUserBackend::update_block(const DriveUpdate& update) {
   try {
     result.get();
   } catch (const common::Error& e) {
-    throw common::Error("vhost-user " + name_ + ": update of drive \"" + update.drive_id + "\": " + e.what());
+    throw common::Error("vhost-user " + name_ + ": update of drive \"" + update.drive_id +
+                        "\": " + e.what());
   }
 }
 

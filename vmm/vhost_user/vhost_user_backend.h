@@ -3,11 +3,13 @@
 //
 //   Logger logger; Metrics metrics;
 //   VhostUserBackend backend("/run/ember/blk0.sock",
-//                            std::make_unique<virtio::BlockDevice>(drive, logger, metrics), logger, metrics);
-//   backend.start();                       // listening; QEMU: -chardev socket,path=... -device vhost-user-blk,...
+//                            std::make_unique<virtio::BlockDevice>(drive, logger, metrics), logger,
+//                            metrics);
+//   backend.start();                       // listening; QEMU: -chardev socket,path=... -device
+//   vhost-user-blk,...
 //   ...
-//   backend.update_block({.drive_id = "blk0", .path_on_host = "/new.img"});   // backing swap + CONFIG_CHANGE
-//   backend.stop();                        // also done by the destructor
+//   backend.update_block({.drive_id = "blk0", .path_on_host = "/new.img"});   // backing swap +
+//   CONFIG_CHANGE backend.stop();                        // also done by the destructor
 //
 // The device classes are the ones ember-vmm serves over virtio-mmio; only the
 // transport differs (DESIGN.md "Device models are independent of their
@@ -52,8 +54,8 @@ class VhostUserBackend {
   // `name` labels log lines, the thread ("ember-vu-<name>") and the metrics
   // group vhost_user_<name>; empty: derived from the device type ("blk",
   // "vsock", "rng", "net").
-  VhostUserBackend(std::string socket_path, std::unique_ptr<virtio::VirtioDevice> device, Logger& logger,
-                   Metrics& metrics, std::string name = {});
+  VhostUserBackend(std::string socket_path, std::unique_ptr<virtio::VirtioDevice> device,
+                   Logger& logger, Metrics& metrics, std::string name = {});
   VhostUserBackend(const VhostUserBackend&) = delete;
   VhostUserBackend& operator=(const VhostUserBackend&) = delete;
   ~VhostUserBackend();
@@ -98,6 +100,8 @@ class VhostUserBackend {
   bool post(Task task);
   void run_tasks();
 
+  // The loop outlives the device, which may hold fds registered in it.
+  common::EventLoop loop_;
   std::string socket_path_;
   std::unique_ptr<virtio::VirtioDevice> device_;
   Logger& logger_;
@@ -105,16 +109,16 @@ class VhostUserBackend {
   std::string name_;
   ConnectionCounters counters_;
 
-  common::EventLoop loop_;
   common::UniqueFd listen_;
   bool unlink_on_stop_ = false;
   std::unique_ptr<FrontendConnection> connection_;  // loop thread only
   uint64_t connection_generation_ = 0;              // loop thread only
 
-  std::mutex mutex_;            // guards tasks_, accepting_, started_
+  std::mutex stop_mutex_;  // serialises stop()
+  std::mutex mutex_;       // guards tasks_, accepting_, started_, thread_id_
   std::deque<Task> tasks_;
   common::EventFd tasks_event_;
-  bool accepting_ = false;      // tasks are run by the thread
+  bool accepting_ = false;  // tasks are run by the thread
   bool started_ = false;
   std::thread thread_;
   std::thread::id thread_id_;

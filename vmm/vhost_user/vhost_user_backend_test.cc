@@ -43,7 +43,8 @@ uint8_t pattern(uint64_t i, uint8_t seed) { return static_cast<uint8_t>(i * 7 + 
 void write_disk(const std::filesystem::path& path, uint64_t size, uint8_t seed) {
   std::vector<uint8_t> data(size);
   for (uint64_t i = 0; i < size; ++i) data[i] = pattern(i, seed);
-  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(data.data()), data.size());
+  std::ofstream(path, std::ios::binary)
+      .write(reinterpret_cast<const char*>(data.data()), data.size());
 }
 
 std::vector<uint8_t> read_disk(const std::filesystem::path& path, uint64_t offset, size_t len) {
@@ -95,13 +96,14 @@ struct BackendTest : ::testing::Test {
     drive.drive_id = "rootfs";
     drive.path_on_host = disk.string();
     drive.is_read_only = read_only;
-    backend = std::make_unique<VhostUserBackend>(socket, std::make_unique<virtio::BlockDevice>(drive, logger, metrics),
-                                                 logger, metrics);
+    backend = std::make_unique<VhostUserBackend>(
+        socket, std::make_unique<virtio::BlockDevice>(drive, logger, metrics), logger, metrics);
     backend->start();
   }
   void start_rng() {
     backend = std::make_unique<VhostUserBackend>(
-        socket, std::make_unique<virtio::EntropyDevice>(EntropyConfig{}, logger, metrics), logger, metrics);
+        socket, std::make_unique<virtio::EntropyDevice>(EntropyConfig{}, logger, metrics), logger,
+        metrics);
     backend->start();
   }
 
@@ -112,7 +114,8 @@ struct BackendTest : ::testing::Test {
     uint64_t features = 0;
   };
   Session open_session(uint16_t queue_size = 64) {
-    Session s{FakeFrontend::connect(socket), std::make_unique<FrontendRing>(memory.memory(), allocator, queue_size)};
+    Session s{FakeFrontend::connect(socket),
+              std::make_unique<FrontendRing>(memory.memory(), allocator, queue_size)};
     s.features = s.frontend.handshake();
     s.frontend.start(s.features, memory, {s.ring.get()});
     return s;
@@ -128,11 +131,13 @@ struct BackendTest : ::testing::Test {
     GuestAddress h = virtio::testing::put_bytes(memory.memory(), allocator, hdr);
     PostedRead r{allocator.alloc(sectors * 512), allocator.alloc(1)};
     memory.memory().write_obj<uint8_t>(r.status, 0xff);
-    ring.queue.add_chain({{h, virtio::kBlockHeaderSize, false}, {r.data, sectors * 512, true}, {r.status, 1, true}});
+    ring.queue.add_chain(
+        {{h, virtio::kBlockHeaderSize, false}, {r.data, sectors * 512, true}, {r.status, 1, true}});
     return r;
   }
 
-  void expect_read_served(FrontendRing& ring, const PostedRead& r, uint64_t sector, uint32_t sectors, uint8_t seed) {
+  void expect_read_served(FrontendRing& ring, const PostedRead& r, uint64_t sector,
+                          uint32_t sectors, uint8_t seed) {
     ring.notify();
     ASSERT_TRUE(ring.wait_call(5s)) << "no call after a block read\n" << log();
     auto used = ring.queue.next_used();
@@ -178,8 +183,8 @@ TEST_F(BackendTest, ReadOnlyDriveOffersRoFeature) {
 
 TEST_F(BackendTest, VsockBackendHandsTheFrontendTwoRings) {
   VsockConfig config{7, (dir / "vsock.sock").string()};
-  backend = std::make_unique<VhostUserBackend>(socket, std::make_unique<virtio::VsockDevice>(config, logger, metrics),
-                                               logger, metrics);
+  backend = std::make_unique<VhostUserBackend>(
+      socket, std::make_unique<virtio::VsockDevice>(config, logger, metrics), logger, metrics);
   backend->start();
   FakeFrontend frontend = FakeFrontend::connect(socket);
   frontend.handshake();
@@ -290,7 +295,8 @@ TEST_F(BackendTest, RingsWaitForEnableWhenProtocolFeaturesAreNegotiated) {
   frontend.set_vring_num(0, 64);
   frontend.set_vring_base(0, 0);
   frontend.set_vring_addr(0, memory.user_address(ring.queue.desc_table()),
-                          memory.user_address(ring.queue.avail_ring()), memory.user_address(ring.queue.used_ring()));
+                          memory.user_address(ring.queue.avail_ring()),
+                          memory.user_address(ring.queue.used_ring()));
   frontend.set_vring_kick(0, ring.kick.fd());
   frontend.set_vring_call(0, ring.call.fd());
   auto r = post_read(ring, 1, 1);
@@ -326,6 +332,42 @@ TEST_F(BackendTest, GetVringBaseStopsTheRingAndStartResumesFromTheBase) {
   ASSERT_TRUE(s.ring->queue.next_used());
   EXPECT_EQ(memory.memory().read_obj<uint8_t>(r.status), virtio::kBlockStatusOk);
   EXPECT_EQ(s.ring->queue.used_idx(), 4);
+}
+
+TEST_F(BackendTest, NewMemoryTableWhileRunningKeepsTheRingPositions) {
+  start_block();
+  Session s = open_session();
+  for (int i = 0; i < 2; ++i) {
+    auto r = post_read(*s.ring, i, 1);
+    expect_read_served(*s.ring, r, i, 1, 0);
+  }
+  // QEMU resends the table when guest memory changes (hotplug); the rings
+  // keep running from where they were.
+  MemoryRegionDesc region = memory.region();
+  int fds[] = {memory.fd()};
+  s.frontend.set_mem_table(std::span<const MemoryRegionDesc>(&region, 1), fds);
+  EXPECT_TRUE(backend->device_active());
+  auto r = post_read(*s.ring, 6, 1);
+  expect_read_served(*s.ring, r, 6, 1, 0);
+  EXPECT_EQ(s.ring->queue.used_idx(), 3);
+}
+
+TEST_F(BackendTest, ResetDeviceStopsEverythingUntilTheRingsAreSetUpAgain) {
+  start_block();
+  Session s = open_session();
+  auto r = post_read(*s.ring, 0, 1);
+  expect_read_served(*s.ring, r, 0, 1, 0);
+  s.frontend.send(Request::kResetDevice);
+  s.frontend.expect_ack(Request::kResetDevice);
+  EXPECT_FALSE(backend->device_active());
+  r = post_read(*s.ring, 1, 1);
+  s.ring->notify();
+  EXPECT_FALSE(s.ring->wait_call(200ms));
+  // A fresh driver after the reset: new rings from index 0.
+  FrontendRing fresh(memory.memory(), allocator, 64);
+  s.frontend.start(s.features, memory, {&fresh});
+  r = post_read(fresh, 2, 1);
+  expect_read_served(fresh, r, 2, 1, 0);
 }
 
 TEST_F(BackendTest, UpdateBlockSwapsBackingFileAndSendsConfigChange) {
@@ -379,13 +421,15 @@ TEST_F(BackendTest, FailedUpdateLeavesTheDriveUnchanged) {
 
 TEST_F(BackendTest, UpdateBlockOnAnRngBackendIsRefused) {
   start_rng();
-  EXPECT_THROW(backend->update_block(DriveUpdate{"rootfs", disk.string(), std::nullopt}), common::Error);
+  EXPECT_THROW(backend->update_block(DriveUpdate{"rootfs", disk.string(), std::nullopt}),
+               common::Error);
 }
 
 TEST_F(BackendTest, UpdateBlockAfterStopThrows) {
   start_block();
   backend->stop();
-  EXPECT_THROW(backend->update_block(DriveUpdate{"rootfs", disk.string(), std::nullopt}), common::Error);
+  EXPECT_THROW(backend->update_block(DriveUpdate{"rootfs", disk.string(), std::nullopt}),
+               common::Error);
 }
 
 TEST_F(BackendTest, FrontendCanReconnectAfterDisconnecting) {
@@ -422,8 +466,8 @@ TEST_F(BackendTest, ServesAnAlreadyConnectedSocket) {
   DriveConfig drive;
   drive.drive_id = "rootfs";
   drive.path_on_host = disk.string();
-  backend = std::make_unique<VhostUserBackend>("", std::make_unique<virtio::BlockDevice>(drive, logger, metrics),
-                                               logger, metrics);
+  backend = std::make_unique<VhostUserBackend>(
+      "", std::make_unique<virtio::BlockDevice>(drive, logger, metrics), logger, metrics);
   backend->start(common::UniqueFd(pair[1]));
   FakeFrontend frontend{common::UniqueFd(pair[0])};
   FrontendRing ring(memory.memory(), allocator, 64);
@@ -446,11 +490,13 @@ TEST_F(BackendTest, StaleSocketFileIsReplacedButOtherFilesAreNot) {
   DriveConfig drive;
   drive.drive_id = "rootfs";
   drive.path_on_host = disk.string();
-  VhostUserBackend refused(socket, std::make_unique<virtio::BlockDevice>(drive, logger, metrics), logger, metrics);
+  VhostUserBackend refused(socket, std::make_unique<virtio::BlockDevice>(drive, logger, metrics),
+                           logger, metrics);
   EXPECT_THROW(refused.start(), common::Error);
   std::filesystem::remove(socket);
   {
-    VhostUserBackend first(socket, std::make_unique<virtio::BlockDevice>(drive, logger, metrics), logger, metrics);
+    VhostUserBackend first(socket, std::make_unique<virtio::BlockDevice>(drive, logger, metrics),
+                           logger, metrics);
     first.start();
   }
   // Leave a socket file behind, as a killed process would.
@@ -463,6 +509,11 @@ TEST_F(BackendTest, StaleSocketFileIsReplacedButOtherFilesAreNot) {
   start_block();
   FakeFrontend frontend = FakeFrontend::connect(socket);
   EXPECT_NE(frontend.get_features(), 0u);
+  // A live socket (this backend's) is not taken over by a second one.
+  VhostUserBackend second(socket, std::make_unique<virtio::BlockDevice>(drive, logger, metrics),
+                          logger, metrics);
+  EXPECT_THROW(second.start(), common::Error);
+  EXPECT_TRUE(backend->connected());
 }
 
 // ---- hostile frontends -------------------------------------------------------
@@ -479,7 +530,8 @@ struct HostileTest : BackendTest {
     for (int i = 0; i < 500 && backend->connected(); ++i) std::this_thread::sleep_for(10ms);
     std::string text = log();
     EXPECT_NE(text.find("dropping the frontend connection"), std::string::npos) << text;
-    EXPECT_NE(text.find(expected), std::string::npos) << "log lacks \"" << expected << "\":\n" << text;
+    EXPECT_NE(text.find(expected), std::string::npos) << "log lacks \"" << expected << "\":\n"
+                                                      << text;
     Session s = open_session();
     auto r = post_read(*s.ring, 1, 1);
     expect_read_served(*s.ring, r, 1, 1, 0);
@@ -550,15 +602,16 @@ TEST_F(HostileTest, MemoryTableWithOverlappingRegions) {
   b.mmap_offset = kMemSize / 2;
   MemoryRegionDesc regions[] = {a, b};
   int fds[] = {memory.fd(), memory.fd()};
-  f.send(Request::kSetMemTable,
-         [&] {
-           std::vector<uint8_t> p(8 + sizeof regions);
-           uint32_t n = 2;
-           std::memcpy(p.data(), &n, 4);
-           std::memcpy(p.data() + 8, regions, sizeof regions);
-           return p;
-         }(),
-         fds);
+  f.send(
+      Request::kSetMemTable,
+      [&] {
+        std::vector<uint8_t> p(8 + sizeof regions);
+        uint32_t n = 2;
+        std::memcpy(p.data(), &n, 4);
+        std::memcpy(p.data() + 8, regions, sizeof regions);
+        return p;
+      }(),
+      fds);
   expect_dropped(f, "guest range overlaps");
 }
 
@@ -605,7 +658,8 @@ TEST_F(HostileTest, VringAddressOutsideTheMemoryTable) {
   f.set_mem_table(std::span<const MemoryRegionDesc>(&region, 1), fds);
   f.set_vring_num(0, 64);
   uint64_t outside = region.user_address + kMemSize + 0x1000;
-  f.send_obj(Request::kSetVringAddr, VringAddr{0, 0, outside, region.user_address, region.user_address, 0});
+  f.send_obj(Request::kSetVringAddr,
+             VringAddr{0, 0, outside, region.user_address, region.user_address, 0});
   expect_dropped(f, "outside the memory table");
 }
 
@@ -618,7 +672,8 @@ TEST_F(HostileTest, VringEndingPastTheMemoryTable) {
   f.set_vring_num(0, 256);
   // The table starts inside guest RAM but its 4 KiB run past the end.
   uint64_t desc = region.user_address + kMemSize - 16;
-  f.send_obj(Request::kSetVringAddr, VringAddr{0, 0, desc, region.user_address, region.user_address + 64, 0});
+  f.send_obj(Request::kSetVringAddr,
+             VringAddr{0, 0, desc, region.user_address, region.user_address + 64, 0});
   expect_dropped(f, "descriptor table");
 }
 
@@ -717,7 +772,8 @@ TEST_F(HostileTest, MisalignedUsedRingFailsActivation) {
   int fds[] = {memory.fd()};
   f.set_mem_table(std::span<const MemoryRegionDesc>(&region, 1), fds);
   f.set_vring_num(0, 64);
-  f.set_vring_addr(0, memory.user_address(ring.queue.desc_table()), memory.user_address(ring.queue.avail_ring()),
+  f.set_vring_addr(0, memory.user_address(ring.queue.desc_table()),
+                   memory.user_address(ring.queue.avail_ring()),
                    memory.user_address(ring.queue.used_ring()) + 2);
   f.set_vring_kick(0, ring.kick.fd());
   f.send_obj(Request::kSetVringEnable, VringState{0, 1});

@@ -24,7 +24,8 @@ struct MachineConfigUpdate {
   std::optional<HugePages> huge_pages;
 
   bool empty() const {
-    return !vcpu_count && !mem_size_mib && !smt && !cpu_template && !track_dirty_pages && !huge_pages;
+    return !vcpu_count && !mem_size_mib && !smt && !cpu_template && !track_dirty_pages &&
+           !huge_pages;
   }
 };
 

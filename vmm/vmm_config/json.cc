@@ -18,8 +18,9 @@ constexpr const char* kHugePages[] = {"None", "Transparent", "2M"};
 constexpr const char* kStaticCpuTemplates[] = {"C3", "T2", "T2S", "None", "T2CL", "T2A"};
 constexpr const char* kVmStates[] = {"Paused", "Resumed"};
 
-constexpr CpuTemplate kCpuTemplateOf[] = {CpuTemplate::kC3,   CpuTemplate::kT2,   CpuTemplate::kT2S,
-                                          CpuTemplate::kNone, CpuTemplate::kT2CL, CpuTemplate::kT2A};
+constexpr CpuTemplate kCpuTemplateOf[] = {CpuTemplate::kC3,   CpuTemplate::kT2,
+                                          CpuTemplate::kT2S,  CpuTemplate::kNone,
+                                          CpuTemplate::kT2CL, CpuTemplate::kT2A};
 
 template <class F>
 auto parse_document(std::string_view text, F&& read) {
@@ -48,9 +49,15 @@ TokenBucketConfig read_token_bucket(JsonReader& r) {
   // TokenBucketConfig is the one rate-limiter struct without deny_unknown_fields upstream.
   r.read_struct("struct TokenBucketConfig", kFields, false, [&](size_t field) {
     switch (field) {
-      case 0: bucket.size = read_u64(r); break;
-      case 1: bucket.one_time_burst = r.read_null() ? std::nullopt : std::optional<uint64_t>(read_u64(r)); break;
-      case 2: bucket.refill_time_ms = read_u64(r); break;
+      case 0:
+        bucket.size = read_u64(r);
+        break;
+      case 1:
+        bucket.one_time_burst = r.read_null() ? std::nullopt : std::optional<uint64_t>(read_u64(r));
+        break;
+      case 2:
+        bucket.refill_time_ms = read_u64(r);
+        break;
     }
   });
   return bucket;
@@ -81,7 +88,10 @@ std::optional<std::string> normalize_mac(const std::string& text) {
     std::string digits = part[0] == '+' ? part.substr(1) : part;
     unsigned value = 0;
     for (char c : digits) {
-      int h = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
+      int h = (c >= '0' && c <= '9')   ? c - '0'
+              : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+              : (c >= 'A' && c <= 'F') ? c - 'A' + 10
+                                       : -1;
       if (h < 0) return std::nullopt;
       value = value * 16 + static_cast<unsigned>(h);
     }
@@ -90,8 +100,8 @@ std::optional<std::string> normalize_mac(const std::string& text) {
   }
   if (field != 6) return std::nullopt;
   char out[18];
-  std::snprintf(out, sizeof out, "%02x:%02x:%02x:%02x:%02x:%02x", bytes[0], bytes[1], bytes[2], bytes[3], bytes[4],
-                bytes[5]);
+  std::snprintf(out, sizeof out, "%02x:%02x:%02x:%02x:%02x:%02x", bytes[0], bytes[1], bytes[2],
+                bytes[3], bytes[4], bytes[5]);
   return std::string(out);
 }
 
@@ -106,7 +116,10 @@ IntError parse_rust_uint(std::string_view s, unsigned radix, uint64_t max, uint6
   uint64_t value = 0;
   bool overflow = false;
   for (char c : s) {
-    int d = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'z') ? c - 'a' + 10 : (c >= 'A' && c <= 'Z') ? c - 'A' + 10 : 99;
+    int d = (c >= '0' && c <= '9')   ? c - '0'
+            : (c >= 'a' && c <= 'z') ? c - 'a' + 10
+            : (c >= 'A' && c <= 'Z') ? c - 'A' + 10
+                                     : 99;
     if (d >= static_cast<int>(radix)) return IntError::kInvalidDigit;
     if (!overflow && (value > (max - static_cast<uint64_t>(d)) / radix)) overflow = true;
     if (!overflow) value = value * radix + static_cast<uint64_t>(d);
@@ -118,20 +131,28 @@ IntError parse_rust_uint(std::string_view s, unsigned radix, uint64_t max, uint6
 
 const char* int_error_debug(IntError e) {
   switch (e) {
-    case IntError::kEmpty: return "ParseIntError { kind: Empty }";
-    case IntError::kInvalidDigit: return "ParseIntError { kind: InvalidDigit }";
-    case IntError::kPosOverflow: return "ParseIntError { kind: PosOverflow }";
-    case IntError::kNone: break;
+    case IntError::kEmpty:
+      return "ParseIntError { kind: Empty }";
+    case IntError::kInvalidDigit:
+      return "ParseIntError { kind: InvalidDigit }";
+    case IntError::kPosOverflow:
+      return "ParseIntError { kind: PosOverflow }";
+    case IntError::kNone:
+      break;
   }
   return "";
 }
 
 const char* int_error_display(IntError e) {
   switch (e) {
-    case IntError::kEmpty: return "cannot parse integer from empty string";
-    case IntError::kInvalidDigit: return "invalid digit found in string";
-    case IntError::kPosOverflow: return "number too large to fit in target type";
-    case IntError::kNone: break;
+    case IntError::kEmpty:
+      return "cannot parse integer from empty string";
+    case IntError::kInvalidDigit:
+      return "invalid digit found in string";
+    case IntError::kPosOverflow:
+      return "number too large to fit in target type";
+    case IntError::kNone:
+      break;
   }
   return "";
 }
@@ -148,13 +169,15 @@ uint64_t read_prefixed_number(JsonReader& r, uint64_t max) {
     radix = 16;
   } else {
     JsonReader::fail("No supported number system prefix found in value [" + text +
-                     "]. Make sure to prefix the number with '0x' for hexadecimal numbers or '0b' for binary numbers.");
+                     "]. Make sure to prefix the number with '0x' for hexadecimal numbers or '0b' "
+                     "for binary numbers.");
   }
   digits.remove_prefix(2);
   uint64_t value = 0;
   IntError e = parse_rust_uint(digits, radix, max, &value);
   if (e != IntError::kNone)
-    JsonReader::fail("Failed to parse string [" + text + "] as a number for CPU template - " + int_error_debug(e));
+    JsonReader::fail("Failed to parse string [" + text + "] as a number for CPU template - " +
+                     int_error_debug(e));
   return value;
 }
 
@@ -168,22 +191,26 @@ void read_bitmap(JsonReader& r, unsigned bits, uint64_t* mask, uint64_t* value) 
   *value = 0;
   unsigned i = 0;
   for (auto it = s.rbegin(); it != s.rend(); ++it) {
-    if (i == bits) JsonReader::fail("Failed to parse string [" + text + "] as a bitmap - string is too long");
+    if (i == bits)
+      JsonReader::fail("Failed to parse string [" + text + "] as a bitmap - string is too long");
     unsigned char c = static_cast<unsigned char>(*it);
     if (c == '_') continue;
     if (c == '0' || c == '1') {
       *mask |= uint64_t{1} << i;
       if (c == '1') *value |= uint64_t{1} << i;
     } else if (c != 'x') {
-      JsonReader::fail("Failed to parse string [" + text + "] as a bitmap - unknown character: " + std::to_string(c));
+      JsonReader::fail("Failed to parse string [" + text +
+                       "] as a bitmap - unknown character: " + std::to_string(c));
     }
     ++i;
   }
 }
 
 CustomCpuTemplate read_cpu_template(JsonReader& r) {
-  static constexpr FieldSpec kTemplate[] = {opt("kvm_capabilities"), opt("cpuid_modifiers"), opt("msr_modifiers")};
-  static constexpr FieldSpec kLeaf[] = {req("leaf"), req("subleaf"), req("flags"), req("modifiers")};
+  static constexpr FieldSpec kTemplate[] = {opt("kvm_capabilities"), opt("cpuid_modifiers"),
+                                            opt("msr_modifiers")};
+  static constexpr FieldSpec kLeaf[] = {req("leaf"), req("subleaf"), req("flags"),
+                                        req("modifiers")};
   static constexpr FieldSpec kRegister[] = {req("register"), req("bitmap")};
   static constexpr FieldSpec kMsr[] = {req("addr"), req("bitmap")};
   CustomCpuTemplate tmpl;
@@ -195,11 +222,14 @@ CustomCpuTemplate read_cpu_template(JsonReader& r) {
           std::string text = r.read_string();
           bool remove = !text.empty() && text[0] == '!';
           uint64_t cap = 0;
-          IntError e = parse_rust_uint(std::string_view(text).substr(remove ? 1 : 0), 10, UINT32_MAX, &cap);
+          IntError e =
+              parse_rust_uint(std::string_view(text).substr(remove ? 1 : 0), 10, UINT32_MAX, &cap);
           if (e != IntError::kNone)
-            JsonReader::fail("Failed to parse string [" + text + "] as a kvm capability - can not convert to numeric: " +
-                             int_error_display(e));
-          tmpl.kvm_capabilities.push_back(remove ? -static_cast<int32_t>(cap) : static_cast<int32_t>(cap));
+            JsonReader::fail(
+                "Failed to parse string [" + text +
+                "] as a kvm capability - can not convert to numeric: " + int_error_display(e));
+          tmpl.kvm_capabilities.push_back(remove ? -static_cast<int32_t>(cap)
+                                                 : static_cast<int32_t>(cap));
         });
         break;
       case 1:
@@ -208,9 +238,15 @@ CustomCpuTemplate read_cpu_template(JsonReader& r) {
           CpuidLeafModifier leaf;
           r.read_struct("struct CpuidLeafModifier", kLeaf, false, [&](size_t f) {
             switch (f) {
-              case 0: leaf.leaf = static_cast<uint32_t>(read_prefixed_number(r, UINT32_MAX)); break;
-              case 1: leaf.subleaf = static_cast<uint32_t>(read_prefixed_number(r, UINT32_MAX)); break;
-              case 2: leaf.flags = read_u32(r); break;
+              case 0:
+                leaf.leaf = static_cast<uint32_t>(read_prefixed_number(r, UINT32_MAX));
+                break;
+              case 1:
+                leaf.subleaf = static_cast<uint32_t>(read_prefixed_number(r, UINT32_MAX));
+                break;
+              case 2:
+                leaf.flags = read_u32(r);
+                break;
               case 3:
                 leaf.modifiers.clear();
                 r.read_seq([&] {
@@ -218,11 +254,17 @@ CustomCpuTemplate read_cpu_template(JsonReader& r) {
                   r.read_struct("struct CpuidRegisterModifier", kRegister, false, [&](size_t g) {
                     if (g == 0) {
                       std::string reg = r.read_string();
-                      if (reg == "eax") mod.reg = CpuidRegisterModifier::Register::kEax;
-                      else if (reg == "ebx") mod.reg = CpuidRegisterModifier::Register::kEbx;
-                      else if (reg == "ecx") mod.reg = CpuidRegisterModifier::Register::kEcx;
-                      else if (reg == "edx") mod.reg = CpuidRegisterModifier::Register::kEdx;
-                      else JsonReader::fail("Invalid CPUID register. Must be one of [eax, ebx, ecx, edx]");
+                      if (reg == "eax")
+                        mod.reg = CpuidRegisterModifier::Register::kEax;
+                      else if (reg == "ebx")
+                        mod.reg = CpuidRegisterModifier::Register::kEbx;
+                      else if (reg == "ecx")
+                        mod.reg = CpuidRegisterModifier::Register::kEcx;
+                      else if (reg == "edx")
+                        mod.reg = CpuidRegisterModifier::Register::kEdx;
+                      else
+                        JsonReader::fail(
+                            "Invalid CPUID register. Must be one of [eax, ebx, ecx, edx]");
                     } else {
                       uint64_t mask, value;
                       read_bitmap(r, 32, &mask, &value);
@@ -260,13 +302,15 @@ CustomCpuTemplate read_cpu_template(JsonReader& r) {
 // MachineConfig (PUT) and MachineConfigUpdate (PATCH) share their fields;
 // only which are required differs.
 MachineConfigUpdate read_machine_config(JsonReader& r, bool put) {
-  static constexpr FieldSpec kPutFields[] = {req("vcpu_count"), req("mem_size_mib"), opt("smt"), opt("cpu_template"),
-                                             opt("track_dirty_pages"), opt("huge_pages")};
-  static constexpr FieldSpec kPatchFields[] = {opt("vcpu_count"), opt("mem_size_mib"),      opt("smt"),
-                                               opt("cpu_template"), opt("track_dirty_pages"), opt("huge_pages")};
+  static constexpr FieldSpec kPutFields[] = {
+      req("vcpu_count"),   req("mem_size_mib"),      opt("smt"),
+      opt("cpu_template"), opt("track_dirty_pages"), opt("huge_pages")};
+  static constexpr FieldSpec kPatchFields[] = {
+      opt("vcpu_count"),   opt("mem_size_mib"),      opt("smt"),
+      opt("cpu_template"), opt("track_dirty_pages"), opt("huge_pages")};
   MachineConfigUpdate update;
-  r.read_struct(put ? "struct MachineConfig" : "struct MachineConfigUpdate", put ? kPutFields : kPatchFields, true,
-                [&](size_t field) {
+  r.read_struct(put ? "struct MachineConfig" : "struct MachineConfigUpdate",
+                put ? kPutFields : kPatchFields, true, [&](size_t field) {
                   // In a PATCH every field is an Option (null = left out); in
                   // a PUT only cpu_template is, the others are plain values.
                   switch (field) {
@@ -285,7 +329,8 @@ MachineConfigUpdate read_machine_config(JsonReader& r, bool put) {
                     case 3:
                       // Option<StaticCpuTemplate> in both forms.
                       if (r.read_null()) break;
-                      update.cpu_template = kCpuTemplateOf[r.read_unit_variant(kStaticCpuTemplates)];
+                      update.cpu_template =
+                          kCpuTemplateOf[r.read_unit_variant(kStaticCpuTemplates)];
                       break;
                     case 4:
                       if (!put && r.read_null()) break;
@@ -307,49 +352,80 @@ MachineConfigUpdate read_machine_config(JsonReader& r, bool put) {
 }
 
 BootSourceConfig read_boot_source(JsonReader& r) {
-  static constexpr FieldSpec kFields[] = {req("kernel_image_path"), opt("initrd_path"), opt("boot_args")};
+  static constexpr FieldSpec kFields[] = {req("kernel_image_path"), opt("initrd_path"),
+                                          opt("boot_args")};
   BootSourceConfig config;
   r.read_struct("struct BootSourceConfig", kFields, true, [&](size_t field) {
     switch (field) {
-      case 0: config.kernel_image_path = r.read_string(); break;
-      case 1: config.initrd_path = read_opt_string(r); break;
-      case 2: config.boot_args = read_opt_string(r); break;
+      case 0:
+        config.kernel_image_path = r.read_string();
+        break;
+      case 1:
+        config.initrd_path = read_opt_string(r);
+        break;
+      case 2:
+        config.boot_args = read_opt_string(r);
+        break;
     }
   });
   return config;
 }
 
 DriveConfig read_drive(JsonReader& r) {
-  static constexpr FieldSpec kFields[] = {req("drive_id"),     opt("partuuid"),     req("is_root_device"),
-                                          opt("cache_type"),   opt("is_read_only"), opt("path_on_host"),
-                                          opt("rate_limiter"), opt("io_engine"),    opt("socket")};
+  static constexpr FieldSpec kFields[] = {
+      req("drive_id"),     opt("partuuid"),     req("is_root_device"),
+      opt("cache_type"),   opt("is_read_only"), opt("path_on_host"),
+      opt("rate_limiter"), opt("io_engine"),    opt("socket")};
   DriveConfig drive;
   r.read_struct("struct BlockDeviceConfig", kFields, true, [&](size_t field) {
     switch (field) {
-      case 0: drive.drive_id = r.read_string(); break;
-      case 1: drive.partuuid = read_opt_string(r); break;
-      case 2: drive.is_root_device = r.read_bool(); break;
-      case 3: drive.cache_type = static_cast<CacheType>(r.read_unit_variant(kCacheTypes)); break;
-      case 4: drive.is_read_only = read_opt_bool(r).value_or(false); break;
-      case 5: drive.path_on_host = read_opt_string(r); break;
-      case 6: drive.rate_limiter = read_opt_rate_limiter(r); break;
-      case 7:
-        if (!r.read_null()) drive.io_engine = r.read_unit_variant(kIoEngines) == 0 ? IoEngine::kAsync : IoEngine::kSync;
+      case 0:
+        drive.drive_id = r.read_string();
         break;
-      case 8: drive.socket = read_opt_string(r); break;
+      case 1:
+        drive.partuuid = read_opt_string(r);
+        break;
+      case 2:
+        drive.is_root_device = r.read_bool();
+        break;
+      case 3:
+        drive.cache_type = static_cast<CacheType>(r.read_unit_variant(kCacheTypes));
+        break;
+      case 4:
+        drive.is_read_only = read_opt_bool(r).value_or(false);
+        break;
+      case 5:
+        drive.path_on_host = read_opt_string(r);
+        break;
+      case 6:
+        drive.rate_limiter = read_opt_rate_limiter(r);
+        break;
+      case 7:
+        if (!r.read_null())
+          drive.io_engine =
+              r.read_unit_variant(kIoEngines) == 0 ? IoEngine::kAsync : IoEngine::kSync;
+        break;
+      case 8:
+        drive.socket = read_opt_string(r);
+        break;
     }
   });
   return drive;
 }
 
 NetworkInterfaceConfig read_network_interface(JsonReader& r) {
-  static constexpr FieldSpec kFields[] = {req("iface_id"), req("host_dev_name"),   opt("guest_mac"),
-                                          opt("mtu"),      opt("rx_rate_limiter"), opt("tx_rate_limiter")};
+  static constexpr FieldSpec kFields[] = {req("iface_id"),        req("host_dev_name"),
+                                          opt("guest_mac"),       opt("mtu"),
+                                          opt("rx_rate_limiter"), opt("tx_rate_limiter")};
   NetworkInterfaceConfig net;
   r.read_struct("struct NetworkInterfaceConfig", kFields, true, [&](size_t field) {
     switch (field) {
-      case 0: net.iface_id = r.read_string(); break;
-      case 1: net.host_dev_name = r.read_string(); break;
+      case 0:
+        net.iface_id = r.read_string();
+        break;
+      case 1:
+        net.host_dev_name = r.read_string();
+        break;
       case 2:
         if (!r.read_null()) {
           auto mac = normalize_mac(r.read_string());
@@ -360,8 +436,12 @@ NetworkInterfaceConfig read_network_interface(JsonReader& r) {
       case 3:
         if (!r.read_null()) net.mtu = static_cast<uint16_t>(r.read_uint("u16", UINT16_MAX));
         break;
-      case 4: net.rx_rate_limiter = read_opt_rate_limiter(r); break;
-      case 5: net.tx_rate_limiter = read_opt_rate_limiter(r); break;
+      case 4:
+        net.rx_rate_limiter = read_opt_rate_limiter(r);
+        break;
+      case 5:
+        net.tx_rate_limiter = read_opt_rate_limiter(r);
+        break;
     }
   });
   return net;
@@ -372,9 +452,15 @@ VsockRequest read_vsock(JsonReader& r) {
   VsockRequest request;
   r.read_struct("struct VsockDeviceConfig", kFields, true, [&](size_t field) {
     switch (field) {
-      case 0: request.deprecated_vsock_id = read_opt_string(r).has_value(); break;
-      case 1: request.config.guest_cid = read_u32(r); break;
-      case 2: request.config.uds_path = r.read_string(); break;
+      case 0:
+        request.deprecated_vsock_id = read_opt_string(r).has_value();
+        break;
+      case 1:
+        request.config.guest_cid = read_u32(r);
+        break;
+      case 2:
+        request.config.uds_path = r.read_string();
+        break;
     }
   });
   return request;
@@ -389,29 +475,44 @@ EntropyConfig read_entropy(JsonReader& r) {
 }
 
 LoggerUpdate read_logger(JsonReader& r) {
-  static constexpr FieldSpec kFields[] = {opt("log_path"), opt("level"), opt("show_level"), opt("show_log_origin"),
-                                          opt("module")};
+  static constexpr FieldSpec kFields[] = {opt("log_path"), opt("level"), opt("show_level"),
+                                          opt("show_log_origin"), opt("module")};
   LoggerUpdate update;
   r.read_struct("struct LoggerConfig", kFields, true, [&](size_t field) {
     switch (field) {
-      case 0: update.log_path = read_opt_string(r, "path string"); break;
+      case 0:
+        update.log_path = read_opt_string(r, "path string");
+        break;
       case 1:
         if (!r.read_null()) {
           // Upstream's LevelFilter: any case, "warn" or "warning".
           std::string level = r.read_string();
           for (auto& c : level) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-          if (level == "off") update.level = LogLevel::kOff;
-          else if (level == "trace") update.level = LogLevel::kTrace;
-          else if (level == "debug") update.level = LogLevel::kDebug;
-          else if (level == "info") update.level = LogLevel::kInfo;
-          else if (level == "warn" || level == "warning") update.level = LogLevel::kWarning;
-          else if (level == "error") update.level = LogLevel::kError;
-          else JsonReader::fail("Invalid LevelFilter");
+          if (level == "off")
+            update.level = LogLevel::kOff;
+          else if (level == "trace")
+            update.level = LogLevel::kTrace;
+          else if (level == "debug")
+            update.level = LogLevel::kDebug;
+          else if (level == "info")
+            update.level = LogLevel::kInfo;
+          else if (level == "warn" || level == "warning")
+            update.level = LogLevel::kWarning;
+          else if (level == "error")
+            update.level = LogLevel::kError;
+          else
+            JsonReader::fail("Invalid LevelFilter");
         }
         break;
-      case 2: update.show_level = read_opt_bool(r); break;
-      case 3: update.show_log_origin = read_opt_bool(r); break;
-      case 4: update.module = read_opt_string(r); break;
+      case 2:
+        update.show_level = read_opt_bool(r);
+        break;
+      case 3:
+        update.show_log_origin = read_opt_bool(r);
+        break;
+      case 4:
+        update.module = read_opt_string(r);
+        break;
     }
   });
   return update;
@@ -423,11 +524,16 @@ MetricsConfig read_metrics(JsonReader& r) {
   // MetricsConfig has no deny_unknown_fields upstream.
   r.read_struct("struct MetricsConfig", kFields, false, [&](size_t field) {
     switch (field) {
-      case 0: config.metrics_path = r.read_string("path string"); break;
-      case 1: config.emit_id = r.read_bool(); break;
+      case 0:
+        config.metrics_path = r.read_string("path string");
+        break;
+      case 1:
+        config.emit_id = r.read_bool();
+        break;
       case 2:
         config.properties.clear();
-        if (!r.read_null()) r.read_map([&](std::string key) { config.properties[std::move(key)] = r.read_string(); });
+        if (!r.read_null())
+          r.read_map([&](std::string key) { config.properties[std::move(key)] = r.read_string(); });
         break;
     }
   });
@@ -543,7 +649,8 @@ void write_machine_config(Writer& w, const MachineConfig& m) {
   w.key("mem_size_mib").num(m.mem_size_mib);
   w.key("smt").boolean(m.smt);
   // Upstream skips cpu_template when there is none (or a custom one).
-  if (m.cpu_template != CpuTemplate::kNone) w.key("cpu_template").str(cpu_template_name(m.cpu_template));
+  if (m.cpu_template != CpuTemplate::kNone)
+    w.key("cpu_template").str(cpu_template_name(m.cpu_template));
   w.key("track_dirty_pages").boolean(m.track_dirty_pages);
   w.key("huge_pages").str(huge_pages_name(m.huge_pages));
   w.end_object();
@@ -551,9 +658,11 @@ void write_machine_config(Writer& w, const MachineConfig& m) {
 
 }  // namespace
 
-std::optional<RateLimiterConfig> effective_rate_limiter(const std::optional<RateLimiterConfig>& limiter) {
+std::optional<RateLimiterConfig> effective_rate_limiter(
+    const std::optional<RateLimiterConfig>& limiter) {
   if (!limiter) return std::nullopt;
-  auto effective_bucket = [](const std::optional<TokenBucketConfig>& b) -> std::optional<TokenBucketConfig> {
+  auto effective_bucket =
+      [](const std::optional<TokenBucketConfig>& b) -> std::optional<TokenBucketConfig> {
     if (!b || b->size == 0 || b->refill_time_ms == 0) return std::nullopt;
     TokenBucketConfig out = *b;
     if (out.one_time_burst && *out.one_time_burst == 0) out.one_time_burst.reset();
@@ -571,13 +680,27 @@ std::string quote(std::string_view s) {
   out += '"';
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
       default:
         if (c < 0x20) {
           out += "\\u00";
@@ -596,13 +719,16 @@ ActionType parse_action(std::string_view body) {
   return parse_document(body, [](JsonReader& r) {
     static constexpr FieldSpec kFields[] = {req("action_type")};
     ActionType action = ActionType::kInstanceStart;
-    r.read_struct("struct ActionBody", kFields, true,
-                  [&](size_t) { action = static_cast<ActionType>(r.read_unit_variant(kActionTypes)); });
+    r.read_struct("struct ActionBody", kFields, true, [&](size_t) {
+      action = static_cast<ActionType>(r.read_unit_variant(kActionTypes));
+    });
     return action;
   });
 }
 
-BootSourceConfig parse_boot_source(std::string_view body) { return parse_document(body, read_boot_source); }
+BootSourceConfig parse_boot_source(std::string_view body) {
+  return parse_document(body, read_boot_source);
+}
 
 MachineConfigUpdate parse_machine_config_put(std::string_view body) {
   return parse_document(body, [](JsonReader& r) { return read_machine_config(r, true); });
@@ -612,19 +738,28 @@ MachineConfigUpdate parse_machine_config_patch(std::string_view body) {
   return parse_document(body, [](JsonReader& r) { return read_machine_config(r, false); });
 }
 
-CustomCpuTemplate parse_cpu_config(std::string_view body) { return parse_document(body, read_cpu_template); }
+CustomCpuTemplate parse_cpu_config(std::string_view body) {
+  return parse_document(body, read_cpu_template);
+}
 
 DriveConfig parse_drive(std::string_view body) { return parse_document(body, read_drive); }
 
 DriveUpdate parse_drive_update(std::string_view body) {
   return parse_document(body, [](JsonReader& r) {
-    static constexpr FieldSpec kFields[] = {req("drive_id"), opt("path_on_host"), opt("rate_limiter")};
+    static constexpr FieldSpec kFields[] = {req("drive_id"), opt("path_on_host"),
+                                            opt("rate_limiter")};
     DriveUpdate update;
     r.read_struct("struct BlockDeviceUpdateConfig", kFields, true, [&](size_t field) {
       switch (field) {
-        case 0: update.drive_id = r.read_string(); break;
-        case 1: update.path_on_host = read_opt_string(r); break;
-        case 2: update.rate_limiter = read_opt_rate_limiter(r); break;
+        case 0:
+          update.drive_id = r.read_string();
+          break;
+        case 1:
+          update.path_on_host = read_opt_string(r);
+          break;
+        case 2:
+          update.rate_limiter = read_opt_rate_limiter(r);
+          break;
       }
     });
     return update;
@@ -637,13 +772,20 @@ NetworkInterfaceConfig parse_network_interface(std::string_view body) {
 
 NetworkInterfaceUpdate parse_network_interface_update(std::string_view body) {
   return parse_document(body, [](JsonReader& r) {
-    static constexpr FieldSpec kFields[] = {req("iface_id"), opt("rx_rate_limiter"), opt("tx_rate_limiter")};
+    static constexpr FieldSpec kFields[] = {req("iface_id"), opt("rx_rate_limiter"),
+                                            opt("tx_rate_limiter")};
     NetworkInterfaceUpdate update;
     r.read_struct("struct NetworkInterfaceUpdateConfig", kFields, true, [&](size_t field) {
       switch (field) {
-        case 0: update.iface_id = r.read_string(); break;
-        case 1: update.rx_rate_limiter = read_opt_rate_limiter(r); break;
-        case 2: update.tx_rate_limiter = read_opt_rate_limiter(r); break;
+        case 0:
+          update.iface_id = r.read_string();
+          break;
+        case 1:
+          update.rx_rate_limiter = read_opt_rate_limiter(r);
+          break;
+        case 2:
+          update.tx_rate_limiter = read_opt_rate_limiter(r);
+          break;
       }
     });
     return update;
@@ -662,8 +804,9 @@ VmStateRequest parse_vm_state(std::string_view body) {
   return parse_document(body, [](JsonReader& r) {
     static constexpr FieldSpec kFields[] = {req("state")};
     VmStateRequest state = VmStateRequest::kPaused;
-    r.read_struct("struct Vm", kFields, true,
-                  [&](size_t) { state = static_cast<VmStateRequest>(r.read_unit_variant(kVmStates)); });
+    r.read_struct("struct Vm", kFields, true, [&](size_t) {
+      state = static_cast<VmStateRequest>(r.read_unit_variant(kVmStates));
+    });
     return state;
   });
 }
@@ -673,9 +816,10 @@ VmmConfigFile parse_config_file(std::string_view text) {
     // VmmConfig upstream (resources.rs): no deny_unknown_fields; `drives`
     // has no serde default, so it is required like `boot-source`.
     static constexpr FieldSpec kFields[] = {
-        opt("balloon"),      req("drives"),         req("boot-source"), opt("cpu-config"),
-        opt("logger"),       opt("machine-config"), opt("metrics"),     opt("mmds-config"),
-        opt("network-interfaces"), opt("vsock"),    opt("entropy"),     opt("pmem"),
+        opt("balloon"),       req("drives"),      req("boot-source"),
+        opt("cpu-config"),    opt("logger"),      opt("machine-config"),
+        opt("metrics"),       opt("mmds-config"), opt("network-interfaces"),
+        opt("vsock"),         opt("entropy"),     opt("pmem"),
         opt("memory-hotplug")};
     VmmConfigFile file;
     r.read_struct("struct VmmConfig", kFields, false, [&](size_t field) {
@@ -686,8 +830,12 @@ VmmConfigFile parse_config_file(std::string_view text) {
             file.has_balloon = true;
           }
           break;
-        case 1: r.read_seq([&] { file.drives.push_back(read_drive(r)); }); break;
-        case 2: file.boot_source = read_boot_source(r); break;
+        case 1:
+          r.read_seq([&] { file.drives.push_back(read_drive(r)); });
+          break;
+        case 2:
+          file.boot_source = read_boot_source(r);
+          break;
         case 3:
           if (r.read_null()) break;
           if (r.peek_is_string()) {
@@ -699,7 +847,8 @@ VmmConfigFile parse_config_file(std::string_view text) {
             try {
               file.cpu_config = parse_cpu_config(raw);
             } catch (const JsonError&) {
-              JsonReader::fail("data did not match any variant of untagged enum CustomCpuTemplateOrPath");
+              JsonReader::fail(
+                  "data did not match any variant of untagged enum CustomCpuTemplateOrPath");
             }
           }
           break;
@@ -718,7 +867,9 @@ VmmConfigFile parse_config_file(std::string_view text) {
             file.has_mmds_config = true;
           }
           break;
-        case 8: r.read_seq([&] { file.network_interfaces.push_back(read_network_interface(r)); }); break;
+        case 8:
+          r.read_seq([&] { file.network_interfaces.push_back(read_network_interface(r)); });
+          break;
         case 9:
           if (!r.read_null()) file.vsock = read_vsock(r).config;
           break;

@@ -46,6 +46,7 @@ std::string quote(std::string_view s);
 
 // A rate limiter as Firecracker reports it: disabled buckets (size or
 // refill_time 0) dropped, one_time_burst 0 dropped, nullopt when nothing is left.
-std::optional<RateLimiterConfig> effective_rate_limiter(const std::optional<RateLimiterConfig>& limiter);
+std::optional<RateLimiterConfig> effective_rate_limiter(
+    const std::optional<RateLimiterConfig>& limiter);
 
 }  // namespace ember::vmm::json

@@ -41,27 +41,46 @@ using Code = JsonReader::Code;
 
 const char* code_text(Code code) {
   switch (code) {
-    case Code::kEofWhileParsingList: return "EOF while parsing a list";
-    case Code::kEofWhileParsingObject: return "EOF while parsing an object";
-    case Code::kEofWhileParsingString: return "EOF while parsing a string";
-    case Code::kEofWhileParsingValue: return "EOF while parsing a value";
-    case Code::kExpectedColon: return "expected `:`";
-    case Code::kExpectedListCommaOrEnd: return "expected `,` or `]`";
-    case Code::kExpectedObjectCommaOrEnd: return "expected `,` or `}`";
-    case Code::kExpectedSomeIdent: return "expected ident";
-    case Code::kExpectedSomeValue: return "expected value";
-    case Code::kInvalidEscape: return "invalid escape";
-    case Code::kInvalidNumber: return "invalid number";
-    case Code::kNumberOutOfRange: return "number out of range";
-    case Code::kInvalidUnicodeCodePoint: return "invalid unicode code point";
+    case Code::kEofWhileParsingList:
+      return "EOF while parsing a list";
+    case Code::kEofWhileParsingObject:
+      return "EOF while parsing an object";
+    case Code::kEofWhileParsingString:
+      return "EOF while parsing a string";
+    case Code::kEofWhileParsingValue:
+      return "EOF while parsing a value";
+    case Code::kExpectedColon:
+      return "expected `:`";
+    case Code::kExpectedListCommaOrEnd:
+      return "expected `,` or `]`";
+    case Code::kExpectedObjectCommaOrEnd:
+      return "expected `,` or `}`";
+    case Code::kExpectedSomeIdent:
+      return "expected ident";
+    case Code::kExpectedSomeValue:
+      return "expected value";
+    case Code::kInvalidEscape:
+      return "invalid escape";
+    case Code::kInvalidNumber:
+      return "invalid number";
+    case Code::kNumberOutOfRange:
+      return "number out of range";
+    case Code::kInvalidUnicodeCodePoint:
+      return "invalid unicode code point";
     case Code::kControlCharacterWhileParsingString:
       return "control character (\\u0000-\\u001F) found while parsing a string";
-    case Code::kKeyMustBeAString: return "key must be a string";
-    case Code::kLoneLeadingSurrogateInHexEscape: return "lone leading surrogate in hex escape";
-    case Code::kTrailingComma: return "trailing comma";
-    case Code::kTrailingCharacters: return "trailing characters";
-    case Code::kUnexpectedEndOfHexEscape: return "unexpected end of hex escape";
-    case Code::kRecursionLimitExceeded: return "recursion limit exceeded";
+    case Code::kKeyMustBeAString:
+      return "key must be a string";
+    case Code::kLoneLeadingSurrogateInHexEscape:
+      return "lone leading surrogate in hex escape";
+    case Code::kTrailingComma:
+      return "trailing comma";
+    case Code::kTrailingCharacters:
+      return "trailing characters";
+    case Code::kUnexpectedEndOfHexEscape:
+      return "unexpected end of hex escape";
+    case Code::kRecursionLimitExceeded:
+      return "recursion limit exceeded";
   }
   return "unknown error";
 }
@@ -115,9 +134,12 @@ struct JsonReader::Number {
   // serde's Unexpected for numbers, as serde_json prints it.
   std::string unexpected() const {
     switch (kind) {
-      case kU64: return "integer `" + std::to_string(u) + "`";
-      case kI64: return "integer `" + std::to_string(i) + "`";
-      case kF64: return "floating point `" + rust_float(f) + "`";
+      case kU64:
+        return "integer `" + std::to_string(u) + "`";
+      case kI64:
+        return "integer `" + std::to_string(i) + "`";
+      case kF64:
+        return "floating point `" + rust_float(f) + "`";
     }
     return "number";
   }
@@ -126,7 +148,8 @@ struct JsonReader::Number {
 JsonError::JsonError(std::string message) : common::Error(message), message_(std::move(message)) {}
 
 JsonError::JsonError(std::string message, size_t line, size_t column)
-    : common::Error(message + " at line " + std::to_string(line) + " column " + std::to_string(column)),
+    : common::Error(message + " at line " + std::to_string(line) + " column " +
+                    std::to_string(column)),
       message_(std::move(message)),
       line_(line),
       column_(column) {}
@@ -291,16 +314,34 @@ void JsonReader::parse_escape(std::string& out) {
   int ch = next_char();
   if (ch < 0) error(Code::kEofWhileParsingString);
   switch (ch) {
-    case '"': out += '"'; return;
-    case '\\': out += '\\'; return;
-    case '/': out += '/'; return;
-    case 'b': out += '\b'; return;
-    case 'f': out += '\f'; return;
-    case 'n': out += '\n'; return;
-    case 'r': out += '\r'; return;
-    case 't': out += '\t'; return;
-    case 'u': break;
-    default: error(Code::kInvalidEscape);
+    case '"':
+      out += '"';
+      return;
+    case '\\':
+      out += '\\';
+      return;
+    case '/':
+      out += '/';
+      return;
+    case 'b':
+      out += '\b';
+      return;
+    case 'f':
+      out += '\f';
+      return;
+    case 'n':
+      out += '\n';
+      return;
+    case 'r':
+      out += '\r';
+      return;
+    case 't':
+      out += '\t';
+      return;
+    case 'u':
+      break;
+    default:
+      error(Code::kInvalidEscape);
   }
   uint16_t n = decode_hex_escape();
   if (n >= 0xDC00 && n <= 0xDFFF) error(Code::kLoneLeadingSurrogateInHexEscape);
@@ -317,7 +358,8 @@ void JsonReader::parse_escape(std::string& out) {
   }
   uint16_t n2 = decode_hex_escape();
   if (n2 < 0xDC00 || n2 > 0xDFFF) error(Code::kLoneLeadingSurrogateInHexEscape);
-  uint32_t cp = ((static_cast<uint32_t>(n - 0xD800) << 10) | static_cast<uint32_t>(n2 - 0xDC00)) + 0x10000;
+  uint32_t cp =
+      ((static_cast<uint32_t>(n - 0xD800) << 10) | static_cast<uint32_t>(n2 - 0xDC00)) + 0x10000;
   push_utf8(cp, out);
 }
 
@@ -360,9 +402,20 @@ void JsonReader::ignore_str() {
     int ch = next_char();
     if (ch < 0) error(Code::kEofWhileParsingString);
     switch (ch) {
-      case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't': break;
-      case 'u': decode_hex_escape(); break;
-      default: error(Code::kInvalidEscape);
+      case '"':
+      case '\\':
+      case '/':
+      case 'b':
+      case 'f':
+      case 'n':
+      case 'r':
+      case 't':
+        break;
+      case 'u':
+        decode_hex_escape();
+        break;
+      default:
+        error(Code::kInvalidEscape);
     }
   }
 }
@@ -406,11 +459,26 @@ void JsonReader::ignore_value() {
     if (p < 0) peek_error(Code::kEofWhileParsingValue);
     std::optional<char> frame;
     switch (p) {
-      case 'n': eat_char(); parse_ident("ull"); break;
-      case 't': eat_char(); parse_ident("rue"); break;
-      case 'f': eat_char(); parse_ident("alse"); break;
-      case '-': eat_char(); ignore_integer(); break;
-      case '"': eat_char(); ignore_str(); break;
+      case 'n':
+        eat_char();
+        parse_ident("ull");
+        break;
+      case 't':
+        eat_char();
+        parse_ident("rue");
+        break;
+      case 'f':
+        eat_char();
+        parse_ident("alse");
+        break;
+      case '-':
+        eat_char();
+        ignore_integer();
+        break;
+      case '"':
+        eat_char();
+        ignore_str();
+        break;
       case '[':
       case '{':
         if (enclosing) stack += *enclosing;
@@ -455,9 +523,11 @@ void JsonReader::ignore_value() {
         accept_comma = true;
         continue;
       }
-      if (q < 0) peek_error(current == '[' ? Code::kEofWhileParsingList : Code::kEofWhileParsingObject);
+      if (q < 0)
+        peek_error(current == '[' ? Code::kEofWhileParsingList : Code::kEofWhileParsingObject);
       if (accept_comma)
-        peek_error(current == '[' ? Code::kExpectedListCommaOrEnd : Code::kExpectedObjectCommaOrEnd);
+        peek_error(current == '[' ? Code::kExpectedListCommaOrEnd
+                                  : Code::kExpectedObjectCommaOrEnd);
       break;
     }
     if (current == '{') {
@@ -496,13 +566,35 @@ void JsonReader::invalid_type_at_peek(const char* expecting) {
   std::string unexpected;
   int p = peek_or_null();
   switch (p) {
-    case 'n': eat_char(); parse_ident("ull"); unexpected = "null"; break;
-    case 't': eat_char(); parse_ident("rue"); unexpected = "boolean `true`"; break;
-    case 'f': eat_char(); parse_ident("alse"); unexpected = "boolean `false`"; break;
-    case '-': eat_char(); unexpected = parse_integer(false).unexpected(); break;
-    case '"': eat_char(); unexpected = "string " + rust_debug_str(parse_str()); break;
-    case '[': unexpected = "sequence"; break;
-    case '{': unexpected = "map"; break;
+    case 'n':
+      eat_char();
+      parse_ident("ull");
+      unexpected = "null";
+      break;
+    case 't':
+      eat_char();
+      parse_ident("rue");
+      unexpected = "boolean `true`";
+      break;
+    case 'f':
+      eat_char();
+      parse_ident("alse");
+      unexpected = "boolean `false`";
+      break;
+    case '-':
+      eat_char();
+      unexpected = parse_integer(false).unexpected();
+      break;
+    case '"':
+      eat_char();
+      unexpected = "string " + rust_debug_str(parse_str());
+      break;
+    case '[':
+      unexpected = "sequence";
+      break;
+    case '{':
+      unexpected = "map";
+      break;
     default:
       if (is_digit(p)) {
         unexpected = parse_integer(true).unexpected();
@@ -682,7 +774,8 @@ bool JsonReader::has_next_element(bool& first) {
   return true;
 }
 
-void JsonReader::read_struct(const char* expecting, std::span<const FieldSpec> fields, bool deny_unknown_fields,
+void JsonReader::read_struct(const char* expecting, std::span<const FieldSpec> fields,
+                             bool deny_unknown_fields,
                              const std::function<void(size_t)>& on_field) {
   int p = parse_whitespace();
   if (p < 0) peek_error(Code::kEofWhileParsingValue);
@@ -719,7 +812,8 @@ void JsonReader::read_struct(const char* expecting, std::span<const FieldSpec> f
       on_field(index);
     }
     for (size_t i = 0; i < fields.size(); ++i)
-      if (fields[i].required && !seen[i]) fail(std::string("missing field `") + fields[i].name + "`");
+      if (fields[i].required && !seen[i])
+        fail(std::string("missing field `") + fields[i].name + "`");
   } catch (const JsonError& e) {
     failure = e;
   }

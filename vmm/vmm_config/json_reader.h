@@ -69,8 +69,8 @@ class JsonReader {
   // A struct (`expecting` is "struct Name"). `on_field` is called with the
   // field's index once its key and colon are read, and must read the value.
   // Unknown keys are an error when `deny_unknown_fields`, else skipped.
-  void read_struct(const char* expecting, std::span<const FieldSpec> fields, bool deny_unknown_fields,
-                   const std::function<void(size_t)>& on_field);
+  void read_struct(const char* expecting, std::span<const FieldSpec> fields,
+                   bool deny_unknown_fields, const std::function<void(size_t)>& on_field);
   // A sequence (Vec<T>): `on_element` reads one element per call.
   void read_seq(const std::function<void()>& on_element);
   // A map with string keys (BTreeMap<String, T>): `on_entry` reads the value.
@@ -86,7 +86,7 @@ class JsonReader {
   // serde's Error::custom: a semantic error about the value just read.
   [[noreturn]] static void fail(std::string message);
 
- // serde_json's syntax error kinds (public for the implementation's tables).
+  // serde_json's syntax error kinds (public for the implementation's tables).
   enum class Code;
 
  private:

@@ -74,8 +74,10 @@ TEST(JsonReader, MissingOuterField) {
 }
 
 TEST(JsonReader, UnknownVariantListsAlternatives) {
-  EXPECT_EQ(error_of(R"({"snapshot_path":"a","mem_backend":{"backend_path":"b","backend_type":"foo"}})", read_load),
-            "unknown variant `foo`, expected `File` or `Uffd` at line 1 column 75");
+  EXPECT_EQ(
+      error_of(R"({"snapshot_path":"a","mem_backend":{"backend_path":"b","backend_type":"foo"}})",
+               read_load),
+      "unknown variant `foo`, expected `File` or `Uffd` at line 1 column 75");
 }
 
 TEST(JsonReader, UnknownFieldIsPositionedAfterTheKey) {
@@ -89,21 +91,28 @@ TEST(JsonReader, EmptyInput) {
 
 TEST(JsonReader, SyntaxErrors) {
   EXPECT_EQ(error_of("{\"snapshot_path\" 1}", read_load), "expected `:` at line 1 column 18");
-  EXPECT_EQ(error_of("{\"snapshot_path\":\"a\" \"x\"}", read_load), "expected `,` or `}` at line 1 column 22");
+  EXPECT_EQ(error_of("{\"snapshot_path\":\"a\" \"x\"}", read_load),
+            "expected `,` or `}` at line 1 column 22");
   EXPECT_EQ(error_of("{1:2}", read_load), "key must be a string at line 1 column 2");
-  EXPECT_EQ(error_of("{\"snapshot_path\":\"a\"} x", read_load), "trailing characters at line 1 column 23");
-  EXPECT_EQ(error_of("{\"snapshot_path\":\"a", read_load), "EOF while parsing a string at line 1 column 19");
-  EXPECT_EQ(error_of("{\"snapshot_path\":\"a\\q\"}", read_load), "invalid escape at line 1 column 21");
+  EXPECT_EQ(error_of("{\"snapshot_path\":\"a\"} x", read_load),
+            "trailing characters at line 1 column 23");
+  EXPECT_EQ(error_of("{\"snapshot_path\":\"a", read_load),
+            "EOF while parsing a string at line 1 column 19");
+  EXPECT_EQ(error_of("{\"snapshot_path\":\"a\\q\"}", read_load),
+            "invalid escape at line 1 column 21");
   EXPECT_EQ(error_of("{\"snapshot_path\":\"a\x01\"}", read_load),
             "control character (\\u0000-\\u001F) found while parsing a string at line 1 column 20");
-  EXPECT_EQ(error_of("{\"snapshot_path\":\"\xff\"}", read_load), "invalid unicode code point at line 1 column 20");
+  EXPECT_EQ(error_of("{\"snapshot_path\":\"\xff\"}", read_load),
+            "invalid unicode code point at line 1 column 20");
   EXPECT_EQ(error_of("{", read_load), "EOF while parsing an object at line 1 column 1");
-  EXPECT_EQ(error_of("{\"snapshot_path\":", read_load), "EOF while parsing a value at line 1 column 17");
+  EXPECT_EQ(error_of("{\"snapshot_path\":", read_load),
+            "EOF while parsing a value at line 1 column 17");
   EXPECT_EQ(error_of("{\"snapshot_path\":tru}", read_load), "expected ident at line 1 column 21");
 }
 
 TEST(JsonReader, InvalidTypesNameWhatWasFound) {
-  EXPECT_EQ(error_of("5", read_load), "invalid type: integer `5`, expected struct LoadSnapshotConfig at line 1 column 1");
+  EXPECT_EQ(error_of("5", read_load),
+            "invalid type: integer `5`, expected struct LoadSnapshotConfig at line 1 column 1");
   EXPECT_EQ(error_of("[1]", read_load),
             "invalid type: sequence, expected struct LoadSnapshotConfig at line 1 column 0");
   EXPECT_EQ(error_of(R"({"snapshot_path": null})", read_load),
@@ -126,12 +135,17 @@ void read_u8_field(JsonReader& r) {
 }
 
 TEST(JsonReader, IntegerRangeAndSignMatchSerde) {
-  EXPECT_EQ(error_of(R"({"n": 300})", read_u8_field), "invalid value: integer `300`, expected u8 at line 1 column 9");
-  EXPECT_EQ(error_of(R"({"n": -2})", read_u8_field), "invalid value: integer `-2`, expected u8 at line 1 column 8");
-  EXPECT_EQ(error_of(R"({"n": "2"})", read_u8_field), "invalid type: string \"2\", expected u8 at line 1 column 9");
-  EXPECT_EQ(error_of(R"({"n": 18446744073709551616})", read_u8_field),
-            "invalid type: floating point `1.8446744073709552e19`, expected u8 at line 1 column 26");
-  EXPECT_EQ(error_of(R"({"n": -0})", read_u8_field), "invalid type: floating point `-0.0`, expected u8 at line 1 column 8");
+  EXPECT_EQ(error_of(R"({"n": 300})", read_u8_field),
+            "invalid value: integer `300`, expected u8 at line 1 column 9");
+  EXPECT_EQ(error_of(R"({"n": -2})", read_u8_field),
+            "invalid value: integer `-2`, expected u8 at line 1 column 8");
+  EXPECT_EQ(error_of(R"({"n": "2"})", read_u8_field),
+            "invalid type: string \"2\", expected u8 at line 1 column 9");
+  EXPECT_EQ(
+      error_of(R"({"n": 18446744073709551616})", read_u8_field),
+      "invalid type: floating point `1.8446744073709552e19`, expected u8 at line 1 column 26");
+  EXPECT_EQ(error_of(R"({"n": -0})", read_u8_field),
+            "invalid type: floating point `-0.0`, expected u8 at line 1 column 8");
   EXPECT_EQ(error_of(R"({"n": 01})", read_u8_field), "invalid number at line 1 column 8");
   EXPECT_EQ(error_of(R"({"n": 1.})", read_u8_field), "invalid number at line 1 column 9");
   EXPECT_EQ(error_of(R"({"n": 1e999})", read_u8_field), "number out of range at line 1 column 11");
@@ -146,7 +160,8 @@ void read_ignoring(JsonReader& r) {
 }
 
 TEST(JsonReader, IgnoredValuesAreStillSyntaxChecked) {
-  EXPECT_EQ(error_of(R"({"x": [1, {"a": [true, null, "s\n"]}], "keep": true})", read_ignoring), "no error");
+  EXPECT_EQ(error_of(R"({"x": [1, {"a": [true, null, "s\n"]}], "keep": true})", read_ignoring),
+            "no error");
   EXPECT_EQ(error_of(R"({"x": [1 2]})", read_ignoring), "expected `,` or `]` at line 1 column 10");
   EXPECT_EQ(error_of(R"({"x": {"a" 1}})", read_ignoring), "expected `:` at line 1 column 12");
   EXPECT_EQ(error_of(R"({"x": [1,]})", read_ignoring), "expected value at line 1 column 10");
@@ -167,7 +182,8 @@ TEST(JsonReader, CustomErrorsArePlacedAtTheEnclosingObjectEnd) {
     r.end();
   };
   // Last field: serde_json consumes the `}` before placing the error.
-  EXPECT_EQ(error_of(R"({"mac": "bad"})", read), "The provided MAC address is invalid. at line 1 column 14");
+  EXPECT_EQ(error_of(R"({"mac": "bad"})", read),
+            "The provided MAC address is invalid. at line 1 column 14");
   // Not last: end_map fails on `,` without consuming it.
   EXPECT_EQ(error_of(R"({"mac": "bad", "other": "x"})", read),
             "The provided MAC address is invalid. at line 1 column 13");

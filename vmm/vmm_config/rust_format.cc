@@ -38,8 +38,8 @@ bool is_valid_utf8(std::string_view s) {
       cp = (cp << 6) | (cc & 0x3F);
     }
     // Overlong forms, surrogates and values past U+10FFFF are not UTF-8.
-    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
       return false;
     i += len;
   }
@@ -52,12 +52,24 @@ std::string rust_debug_str(std::string_view s) {
   while (i < s.size()) {
     unsigned char c = static_cast<unsigned char>(s[i]);
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\0': out += "\\0"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\0':
+        out += "\\0";
+        break;
       default:
         if (c < 0x20 || c == 0x7F) {
           char buf[16];
@@ -86,7 +98,8 @@ std::string rust_float(double value) {
   std::string sign = std::signbit(value) ? "-" : "";
   if (value == 0) return sign + "0.0";
   char buf[64];
-  auto result = std::to_chars(buf, buf + sizeof buf, std::fabs(value), std::chars_format::scientific);
+  auto result =
+      std::to_chars(buf, buf + sizeof buf, std::fabs(value), std::chars_format::scientific);
   std::string_view sci(buf, static_cast<size_t>(result.ptr - buf));  // "d.ddde+XX"
   size_t e = sci.find('e');
   std::string digits;
@@ -121,6 +134,8 @@ std::string rust_float(double value) {
   return out;
 }
 
-std::string rust_io_error(int err) { return common::errno_text(err) + " (os error " + std::to_string(err) + ")"; }
+std::string rust_io_error(int err) {
+  return common::errno_text(err) + " (os error " + std::to_string(err) + ")";
+}
 
 }  // namespace ember::vmm

@@ -1,6 +1,8 @@
 #include "vmm/vstate/guest_memory.h"
 
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -31,15 +33,29 @@ std::string to_string(GuestAddress addr) {
 }
 
 GuestMemory GuestMemory::anonymous(const std::vector<std::pair<GuestAddress, uint64_t>>& ranges) {
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
   GuestMemory mem;
   for (auto& [start, size] : ranges) {
-    common::Mapping mapping = common::Mapping::anonymous(size, "guest memory");
-    // Name the mapping: the kernel then never merges it with a neighbouring
-    // anonymous mapping, so it stays one VMA of exactly the region's size
-    // (how memory-overhead tools tell guest RAM from VMM memory) and shows
-    // as [anon:ember-guest-ram] in /proc/<pid>/maps. Best effort: kernels
-    // without CONFIG_ANON_VMA_NAME refuse, which is harmless.
-    ::prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, reinterpret_cast<unsigned long>(mapping.data()), size,
+    // Each region must stay one VMA of exactly its size: that is how memory
+    // overhead tools tell guest RAM from VMM memory. The kernel merges
+    // adjacent anonymous mappings with equal flags (a malloc arena placed
+    // next to us would grow our VMA), so the region sits between two
+    // PROT_NONE guard pages, which never merge with it.
+    void* base = ::mmap(nullptr, size + 2 * page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (base == MAP_FAILED) common::throw_errno("reserve guest memory (" + std::to_string(size) + " bytes)");
+    // From here on each piece has its owner, whatever fails next.
+    auto* bytes = static_cast<uint8_t*>(base);
+    common::Mapping low_guard(bytes, page);
+    common::Mapping mapping(bytes + page, size);
+    common::Mapping high_guard(bytes + page + size, page);
+    void* ram = ::mmap(bytes + page, size, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+    if (ram == MAP_FAILED) common::throw_errno("mmap guest memory (" + std::to_string(size) + " bytes)");
+    mem.guard_pages_.push_back(std::move(low_guard));
+    mem.guard_pages_.push_back(std::move(high_guard));
+    // Name it too (shows as [anon:ember-guest-ram]); best effort, kernels
+    // without CONFIG_ANON_VMA_NAME refuse.
+    ::prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, reinterpret_cast<unsigned long>(ram), size,
             reinterpret_cast<unsigned long>("ember-guest-ram"));
     mem.add_region(start, std::move(mapping));
   }

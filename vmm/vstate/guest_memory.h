@@ -67,7 +67,8 @@ class GuestMemory {
   GuestMemory& operator=(GuestMemory&&) = default;
 
   // Private anonymous memory (MAP_PRIVATE|MAP_NORESERVE), one mapping of
-  // exactly each range's size, demand-paged.
+  // exactly each range's size, demand-paged, between PROT_NONE guard pages
+  // so the kernel never merges it with a neighbouring mapping.
   static GuestMemory anonymous(const std::vector<std::pair<GuestAddress, uint64_t>>& ranges);
 
   // Adds a region backed by an existing mapping. Throws GuestMemoryError if
@@ -113,6 +114,7 @@ class GuestMemory {
   const GuestRegion* find(GuestAddress addr) const;
 
   std::vector<GuestRegion> regions_;  // sorted by start, non-overlapping
+  std::vector<common::Mapping> guard_pages_;  // PROT_NONE pages around anonymous regions
 };
 
 }  // namespace ember::vmm

@@ -3,6 +3,7 @@
 
 #include <linux/kvm.h>
 
+#include <atomic>
 #include <cstdint>
 #include <vector>
 
@@ -26,7 +27,11 @@ class Vcpu {
 
   // KVM_RUN: 0 on a VM exit to user space, or -errno (EINTR when kicked).
   int run();
-  void set_immediate_exit(bool on) const { run_state()->immediate_exit = on ? 1 : 0; }
+  // kvm_run.immediate_exit is written by the kicking thread and read by KVM
+  // on entry: an atomic store keeps the handoff well defined.
+  void set_immediate_exit(bool on) const {
+    std::atomic_ref<uint8_t>(run_state()->immediate_exit).store(on ? 1 : 0, std::memory_order_release);
+  }
 
   void set_cpuid(const arch::CpuidEntries& entries);
   // Reads the current values of `indexes`; throws if KVM does not know one.

@@ -69,22 +69,27 @@ VcpuThread::~VcpuThread() {
 
 void VcpuThread::start() {
   install_vcpu_kick_handler();
+  std::lock_guard lock(mutex_);
   thread_ = std::thread([this] { main_loop(); });
+  started_ = true;
 }
 
 void VcpuThread::kick() {
   vcpu_->set_immediate_exit(true);
-  if (thread_.joinable()) ::pthread_kill(thread_.native_handle(), SIGRTMIN);
+  // Under the lock: join() marks the thread as going away first, so the
+  // signal never targets a thread that was joined (its id may be reused).
+  std::lock_guard lock(mutex_);
+  if (started_ && !joining_) ::pthread_kill(thread_.native_handle(), SIGRTMIN);
 }
 
 void VcpuThread::pause() {
   std::unique_lock lock(mutex_);
-  if (finished_ || command_ == Command::kStop) return;
+  if (!started_ || finished_ || command_ == Command::kStop) return;
   command_ = Command::kPause;
   lock.unlock();
   kick();
   lock.lock();
-  cv_.wait(lock, [this] { return parked_ || finished_ || !thread_.joinable(); });
+  cv_.wait(lock, [this] { return parked_ || finished_; });
 }
 
 void VcpuThread::resume() {
@@ -103,7 +108,12 @@ void VcpuThread::stop() {
 }
 
 void VcpuThread::join() {
-  if (thread_.joinable()) thread_.join();
+  {
+    std::lock_guard lock(mutex_);
+    if (!started_ || joining_) return;
+    joining_ = true;
+  }
+  thread_.join();
 }
 
 void VcpuThread::main_loop() {

@@ -35,7 +35,8 @@ class VcpuThread {
   // Kicks the vCPU out of KVM_RUN and waits until it is parked (or ended).
   void pause();
   void resume();
-  // Asks the thread to end; does not wait. join() waits.
+  // Asks the thread to end; does not wait. join() waits (once; later calls
+  // and calls from other threads return at once).
   void stop();
   void join();
 
@@ -63,6 +64,8 @@ class VcpuThread {
   Command command_ = Command::kRun;
   bool parked_ = false;
   bool finished_ = false;
+  bool started_ = false;
+  bool joining_ = false;  // join() began: no more kicks
   std::thread thread_;
 };
 

@@ -26,12 +26,15 @@ void write_all(int fd, const std::string& data, const std::string& what) {
 
 }  // namespace
 
-std::string read_line(int fd, std::chrono::milliseconds timeout, const std::string& what, std::size_t max) {
+std::string read_line(int fd, std::chrono::milliseconds timeout, const std::string& what,
+                      std::size_t max) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   std::string line;
   for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) throw common::Error(what + ": timed out after " + std::to_string(timeout.count()) + " ms");
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0)
+      throw common::Error(what + ": timed out after " + std::to_string(timeout.count()) + " ms");
     pollfd p{fd, POLLIN, 0};
     int r = ::poll(&p, 1, static_cast<int>(left.count()));
     if (r < 0 && errno == EINTR) continue;
@@ -41,7 +44,9 @@ std::string read_line(int fd, std::chrono::milliseconds timeout, const std::stri
     ssize_t n = ::recv(fd, &ch, 1, 0);
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (n < 0) common::throw_errno(what);
-    if (n == 0) throw common::Error(what + ": connection closed" + (line.empty() ? "" : " after \"" + line + "\""));
+    if (n == 0)
+      throw common::Error(what + ": connection closed" +
+                          (line.empty() ? "" : " after \"" + line + "\""));
     if (ch == '\n') return line;
     line.push_back(ch);
     if (line.size() > max) throw common::Error(what + ": reply line too long");
@@ -55,10 +60,12 @@ AgentClient::AgentClient(Dialer dialer, ttrpc::ClientOptions options)
 
 AgentClient::~AgentClient() { client_->close(); }
 
-common::UniqueFd AgentClient::open_stream(const std::string& container_id, const std::string& exec_id,
-                                          StreamKind kind, std::chrono::milliseconds timeout) {
+common::UniqueFd AgentClient::open_stream(const std::string& container_id,
+                                          const std::string& exec_id, StreamKind kind,
+                                          std::chrono::milliseconds timeout) {
   std::string what = std::string("open ") + stream_name(kind) + " of " +
-                     (exec_id.empty() ? "container " + container_id : "process " + exec_id + " of " + container_id);
+                     (exec_id.empty() ? "container " + container_id
+                                      : "process " + exec_id + " of " + container_id);
   common::UniqueFd fd = dialer_();
   write_all(fd.get(), format_stream_preamble({container_id, exec_id, kind}), what);
   std::string reply = read_line(fd.get(), timeout, what);

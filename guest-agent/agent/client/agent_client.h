@@ -38,7 +38,8 @@ class AgentClient {
   // for "OK". Throws common::Error with the agent's message on "ERROR ...".
   // The returned socket carries raw bytes: write stdin and shutdown(SHUT_WR)
   // for EOF; read stdout/stderr until EOF.
-  common::UniqueFd open_stream(const std::string& container_id, const std::string& exec_id, StreamKind kind,
+  common::UniqueFd open_stream(const std::string& container_id, const std::string& exec_id,
+                               StreamKind kind,
                                std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
   // Dialers.
@@ -57,6 +58,7 @@ class AgentClient {
 // Reads one '\n'-terminated line byte by byte (so nothing after it is
 // consumed), waiting at most `timeout` in total. Throws on EOF, error,
 // timeout or a line longer than `max`.
-std::string read_line(int fd, std::chrono::milliseconds timeout, const std::string& what, std::size_t max = 1024);
+std::string read_line(int fd, std::chrono::milliseconds timeout, const std::string& what,
+                      std::size_t max = 1024);
 
 }  // namespace ember::agent

@@ -185,7 +185,8 @@ void blk_rw() {
   std::vector<uint8_t> big = pattern(kBigFileBytes);
   write_file("/mnt/big.bin", big);
   unmount("/mnt");
-  say("EMBER-VU blk-wrote bytes=" + std::to_string(big.size()) + " fnv=" + hex(fnv1a(big.data(), big.size())));
+  say("EMBER-VU blk-wrote bytes=" + std::to_string(big.size()) +
+      " fnv=" + hex(fnv1a(big.data(), big.size())));
 }
 
 // The host connects through the hybrid vsock socket (CONNECT <port>); echo
@@ -197,7 +198,8 @@ void vsock_echo() {
   addr.svm_family = AF_VSOCK;
   addr.svm_cid = VMADDR_CID_ANY;
   addr.svm_port = kEchoPort;
-  if (::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) fail_errno("vsock bind");
+  if (::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0)
+    fail_errno("vsock bind");
   if (::listen(listener.get(), 1) < 0) fail_errno("vsock listen");
   say("EMBER-VU vsock-listening port=" + std::to_string(kEchoPort));
   Fd conn(::accept(listener.get(), nullptr, nullptr));
@@ -233,7 +235,8 @@ void vsock_connect() {
   std::vector<uint8_t> data = pattern(kGuestSendBytes);
   write_all(sock.get(), data.data(), data.size(), "vsock write to host");
   if (::shutdown(sock.get(), SHUT_WR) < 0) fail_errno("vsock shutdown");
-  say("EMBER-VU vsock-sent bytes=" + std::to_string(data.size()) + " fnv=" + hex(fnv1a(data.data(), data.size())));
+  say("EMBER-VU vsock-sent bytes=" + std::to_string(data.size()) +
+      " fnv=" + hex(fnv1a(data.data(), data.size())));
   std::string reply;
   char buf[256];
   for (;;) {
@@ -256,7 +259,8 @@ void resize() {
     sleep_ms(100);
     now = disk_sectors();
   }
-  if (now == before) throw Failure("capacity of vda stayed at " + std::to_string(before) + " sectors for 60 s");
+  if (now == before)
+    throw Failure("capacity of vda stayed at " + std::to_string(before) + " sectors for 60 s");
   say("EMBER-VU resized size=" + std::to_string(now));
   // Nothing from the old file may linger in the page cache of vda.
   {
@@ -293,8 +297,11 @@ struct Scenario {
 };
 
 constexpr Scenario kScenarios[] = {
-    {"blk-rw", blk_rw}, {"vsock-echo", vsock_echo}, {"vsock-connect", vsock_connect},
-    {"resize", resize}, {"rng", rng},
+    {"blk-rw", blk_rw},
+    {"vsock-echo", vsock_echo},
+    {"vsock-connect", vsock_connect},
+    {"resize", resize},
+    {"rng", rng},
 };
 
 std::vector<std::string> chosen_scenarios(const std::string& cmdline) {

@@ -122,7 +122,7 @@ void I8042::write(uint64_t offset, std::span<const uint8_t> data) {
     }
   }
   if (reset) {
-    LOG_INFO(logger_, "i8042: guest asserted the CPU reset line");
+    LOG_DEBUG(logger_, "i8042: guest asserted the CPU reset line");
     on_reset_();
   }
 }

@@ -89,7 +89,8 @@ uint8_t Serial::read_register(uint8_t reg) {
     case kMcr:
       return mcr_;
     case kLsr:
-      return lsr_ | (rx_.empty() ? 0 : kLsrDataReady);
+      // Bytes leave at once: the transmitter is always empty and idle.
+      return kLsrThrEmpty | kLsrIdle | (rx_.empty() ? 0 : kLsrDataReady);
     case kMsr:
       if (mcr_ & kMcrLoop) {
         // Loopback: DTR->DSR, RTS->CTS, OUT1->RI, OUT2->DCD (Linux's 8250

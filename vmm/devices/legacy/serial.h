@@ -54,7 +54,6 @@ class Serial : public BusDevice {
   uint8_t iir_ = 0x01;  // no interrupt pending
   uint8_t lcr_ = 0x03;  // 8N1
   uint8_t mcr_ = 0x08;  // OUT2: the PC routes the IRQ line through it
-  uint8_t lsr_ = 0x60;  // THR empty, transmitter empty
   uint8_t msr_ = 0xb0;  // DCD, DSR, CTS
   uint8_t scr_ = 0;
   uint8_t dll_ = 0x0c;  // 9600 baud

@@ -76,8 +76,8 @@ class ChainCursor {
  private:
   const GuestMemory* memory_;
   std::span<const Descriptor> buffers_;
-  size_t index_ = 0;       // current buffer
-  uint32_t offset_ = 0;    // offset inside it
+  size_t index_ = 0;     // current buffer
+  uint32_t offset_ = 0;  // offset inside it
   uint64_t remaining_ = 0;
   uint64_t consumed_ = 0;
 };

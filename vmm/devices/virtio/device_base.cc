@@ -4,7 +4,8 @@
 
 namespace ember::vmm::virtio {
 
-DeviceBase::DeviceBase(Logger& logger, std::string name) : logger_(logger), name_(std::move(name)) {}
+DeviceBase::DeviceBase(Logger& logger, std::string name)
+    : logger_(logger), name_(std::move(name)) {}
 
 void DeviceBase::activate(ActivationContext context) {
   if (activated_) throw common::Error(name_ + ": activated twice without a reset");
@@ -22,7 +23,8 @@ void DeviceBase::activate(ActivationContext context) {
       // the ring size (QEMU's virtio-mmio always offers 1024 entries) and the
       // transport passes the protocol's limit. Queue checks size <= max_size.
       QueueState state = context.queues[i];
-      queues.emplace_back(context.memory, state, context.acked_features, name_ + " queue " + std::to_string(i));
+      queues.emplace_back(context.memory, state, context.acked_features,
+                          name_ + " queue " + std::to_string(i));
       queues.back().set_error_handler([this](const std::string& message, bool fatal) {
         if (fatal) {
           mark_broken(message);
@@ -67,13 +69,15 @@ QueueState DeviceBase::queue_state(uint16_t index) const {
 }
 
 void DeviceBase::signal_used(uint16_t index) {
-  if (index < queues_.size() && queues_[index].needs_interrupt()) interrupt_->signal_used_queue(index);
+  if (index < queues_.size() && queues_[index].needs_interrupt())
+    interrupt_->signal_used_queue(index);
 }
 
 void DeviceBase::report_invalid(const std::string& message) {
   if (invalid_logged_) return;
   invalid_logged_ = true;
-  LOG_WARN(logger_, name_ + ": rejected malformed request (further ones are only counted): " + message);
+  LOG_WARN(logger_,
+           name_ + ": rejected malformed request (further ones are only counted): " + message);
 }
 
 void DeviceBase::mark_broken(const std::string& message) {

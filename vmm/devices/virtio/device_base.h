@@ -30,9 +30,11 @@ namespace ember::vmm::virtio {
 class DeviceCounter {
  public:
   DeviceCounter() = default;
-  DeviceCounter(Metrics& metrics, const std::string& group, const std::string& aggregate, const std::string& name)
+  DeviceCounter(Metrics& metrics, const std::string& group, const std::string& aggregate,
+                const std::string& name)
       : own_(&metrics.counter(group, name)),
-        all_(aggregate.empty() || aggregate == group ? nullptr : &metrics.counter(aggregate, name)) {}
+        all_(aggregate.empty() || aggregate == group ? nullptr
+                                                     : &metrics.counter(aggregate, name)) {}
   void inc(uint64_t n = 1) const {
     if (own_) own_->inc(n);
     if (all_) all_->inc(n);
@@ -49,7 +51,8 @@ class DeviceCounter {
 class DeviceLatency {
  public:
   DeviceLatency() = default;
-  DeviceLatency(Metrics& metrics, const std::string& group, const std::string& aggregate, const std::string& name)
+  DeviceLatency(Metrics& metrics, const std::string& group, const std::string& aggregate,
+                const std::string& name)
       : min_(metrics, group, aggregate, name + ".min_us", Metrics::Kind::kStore),
         max_(metrics, group, aggregate, name + ".max_us", Metrics::Kind::kStore),
         sum_(metrics, group, aggregate, name + ".sum_us") {}
@@ -63,10 +66,11 @@ class DeviceLatency {
   class Store {
    public:
     Store() = default;
-    Store(Metrics& m, const std::string& group, const std::string& aggregate, const std::string& name,
-          Metrics::Kind kind)
+    Store(Metrics& m, const std::string& group, const std::string& aggregate,
+          const std::string& name, Metrics::Kind kind)
         : own_(&m.counter(group, name, kind)),
-          all_(aggregate.empty() || aggregate == group ? nullptr : &m.counter(aggregate, name, kind)) {}
+          all_(aggregate.empty() || aggregate == group ? nullptr
+                                                       : &m.counter(aggregate, name, kind)) {}
     void lower(uint64_t v) const {
       for (Counter* c : {own_, all_}) {
         if (c && (c->load() == 0 || v < c->load())) c->store(v);

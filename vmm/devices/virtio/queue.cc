@@ -26,7 +26,8 @@ std::string hex(uint64_t v) { return to_string(GuestAddress(v)); }
 
 }  // namespace
 
-Queue::Queue(const GuestMemory& memory, const QueueState& state, uint64_t acked_features, std::string name)
+Queue::Queue(const GuestMemory& memory, const QueueState& state, uint64_t acked_features,
+             std::string name)
     : memory_(&memory),
       name_(std::move(name)),
       initial_(state),
@@ -43,17 +44,21 @@ Queue::Queue(const GuestMemory& memory, const QueueState& state, uint64_t acked_
   auto reject = [&](const std::string& why) { throw QueueError(name_ + ": " + why); };
   if (!state.ready) reject("not ready");
   if (!is_power_of_two(size_) || size_ > state.max_size || size_ > 32768) {
-    reject("size " + std::to_string(size_) + " is not a power of two <= " + std::to_string(state.max_size));
+    reject("size " + std::to_string(size_) +
+           " is not a power of two <= " + std::to_string(state.max_size));
   }
   uint64_t n = size_;
   if (desc_.raw() % 16) reject("descriptor table " + to_string(desc_) + " is not 16-byte aligned");
   if (avail_.raw() % 2) reject("available ring " + to_string(avail_) + " is not 2-byte aligned");
   if (used_.raw() % 4) reject("used ring " + to_string(used_) + " is not 4-byte aligned");
-  if (!memory.contains(desc_, 16 * n)) reject("descriptor table " + to_string(desc_) + " is outside guest RAM");
+  if (!memory.contains(desc_, 16 * n))
+    reject("descriptor table " + to_string(desc_) + " is outside guest RAM");
   // flags, idx, ring[size], used_event
-  if (!memory.contains(avail_, 6 + 2 * n)) reject("available ring " + to_string(avail_) + " is outside guest RAM");
+  if (!memory.contains(avail_, 6 + 2 * n))
+    reject("available ring " + to_string(avail_) + " is outside guest RAM");
   // flags, idx, ring[size], avail_event
-  if (!memory.contains(used_, 6 + 8 * n)) reject("used ring " + to_string(used_) + " is outside guest RAM");
+  if (!memory.contains(used_, 6 + 8 * n))
+    reject("used ring " + to_string(used_) + " is outside guest RAM");
 }
 
 QueueState Queue::state() const {
@@ -101,8 +106,8 @@ bool Queue::pop(DescriptorChain& chain) {
     uint16_t slot = next_avail_ % size_;
     uint16_t head = memory_->read_obj<uint16_t>(avail_ + 4 + 2 * uint64_t(slot));
     if (head >= size_) {
-      fail("available ring entry " + std::to_string(slot) + " names descriptor " + std::to_string(head) +
-           " beyond the queue size " + std::to_string(size_));
+      fail("available ring entry " + std::to_string(slot) + " names descriptor " +
+           std::to_string(head) + " beyond the queue size " + std::to_string(size_));
       return false;
     }
     uint16_t from = next_avail_;
@@ -125,7 +130,8 @@ bool Queue::pop(DescriptorChain& chain) {
       return false;
     }
     ++skipped_chains_;
-    if (on_error_) on_error_(name_ + ": descriptor chain at head " + std::to_string(head) + ": " + why, false);
+    if (on_error_)
+      on_error_(name_ + ": descriptor chain at head " + std::to_string(head) + ": " + why, false);
     add_used(head, 0);
   }
   return false;
@@ -135,7 +141,8 @@ void Queue::undo_pop() { next_avail_ = last_pop_from_; }
 
 void Queue::undo_pops(uint16_t count) { next_avail_ = static_cast<uint16_t>(next_avail_ - count); }
 
-bool Queue::append(DescriptorChain& chain, uint64_t addr, uint32_t len, uint16_t flags, std::string& why) {
+bool Queue::append(DescriptorChain& chain, uint64_t addr, uint32_t len, uint16_t flags,
+                   std::string& why) {
   bool writable = flags & kDescFlagWrite;
   if (!writable && chain.descriptors_.size() != chain.first_writable_) {
     why = "device-readable buffer after a device-writable one (virtio 1.2 §2.7.4.2)";
@@ -180,12 +187,14 @@ Queue::WalkResult Queue::walk(uint16_t head, DescriptorChain& chain, std::string
         return WalkResult::kInvalid;
       }
       if (d.len == 0 || d.len % 16 != 0 || d.len / 16 > kMaxIndirectDescriptors) {
-        why = "indirect table length " + std::to_string(d.len) + " is not a multiple of 16 in [16, " +
-              std::to_string(16 * kMaxIndirectDescriptors) + "]";
+        why = "indirect table length " + std::to_string(d.len) +
+              " is not a multiple of 16 in [16, " + std::to_string(16 * kMaxIndirectDescriptors) +
+              "]";
         return WalkResult::kInvalid;
       }
       if (!memory_->contains(GuestAddress(d.addr), d.len)) {
-        why = "indirect table [" + hex(d.addr) + ", +" + std::to_string(d.len) + ") is outside guest RAM";
+        why = "indirect table [" + hex(d.addr) + ", +" + std::to_string(d.len) +
+              ") is outside guest RAM";
         return WalkResult::kInvalid;
       }
       uint32_t entries = d.len / 16;
@@ -204,7 +213,8 @@ Queue::WalkResult Queue::walk(uint16_t head, DescriptorChain& chain, std::string
         if (!(e.flags & kDescFlagNext)) break;
         i = e.next;
         if (i >= entries) {
-          why = "indirect descriptor " + std::to_string(i) + " is beyond the table's " + std::to_string(entries);
+          why = "indirect descriptor " + std::to_string(i) + " is beyond the table's " +
+                std::to_string(entries);
           return WalkResult::kInvalid;
         }
       }
@@ -214,7 +224,8 @@ Queue::WalkResult Queue::walk(uint16_t head, DescriptorChain& chain, std::string
     if (!(d.flags & kDescFlagNext)) break;
     index = d.next;
     if (index >= size_) {
-      why = "next descriptor " + std::to_string(index) + " is beyond the queue size " + std::to_string(size_);
+      why = "next descriptor " + std::to_string(index) + " is beyond the queue size " +
+            std::to_string(size_);
       return WalkResult::kInvalid;
     }
   }
@@ -246,7 +257,8 @@ bool Queue::needs_interrupt() {
   if (event_idx_) {
     uint16_t used_event = memory_->load_acquire_u16(used_event_addr());
     // vring_need_event(): interrupt if used_event lies in [old, new).
-    return static_cast<uint16_t>(new_used - used_event - 1) < static_cast<uint16_t>(new_used - old_used);
+    return static_cast<uint16_t>(new_used - used_event - 1) <
+           static_cast<uint16_t>(new_used - old_used);
   }
   uint16_t flags = memory_->load_acquire_u16(avail_);
   return !(flags & kAvailFlagNoInterrupt);

@@ -49,7 +49,8 @@ class Queue {
   // that all three rings (with the event-idx words) lie in guest RAM; throws
   // QueueError naming the queue and problem. Takes the ring positions from
   // `state` (vhost-user SET_VRING_BASE / snapshot restore).
-  Queue(const GuestMemory& memory, const QueueState& state, uint64_t acked_features, std::string name = "queue");
+  Queue(const GuestMemory& memory, const QueueState& state, uint64_t acked_features,
+        std::string name = "queue");
 
   void set_error_handler(ErrorHandler handler) { on_error_ = std::move(handler); }
 
@@ -98,7 +99,8 @@ class Queue {
  private:
   enum class WalkResult { kOk, kInvalid, kFatal };
   WalkResult walk(uint16_t head, DescriptorChain& chain, std::string& why);
-  bool append(DescriptorChain& chain, uint64_t addr, uint32_t len, uint16_t flags, std::string& why);
+  bool append(DescriptorChain& chain, uint64_t addr, uint32_t len, uint16_t flags,
+              std::string& why);
   void fail(const std::string& message);
   uint16_t load_avail_idx();
   GuestAddress used_event_addr() const { return avail_ + 4 + 2 * uint64_t(size_); }
@@ -117,8 +119,8 @@ class Queue {
   uint16_t next_avail_;
   uint16_t next_used_;
   uint16_t avail_idx_cache_;
-  uint16_t last_pop_from_ = 0;   // next_avail_ before the chain last returned
-  uint16_t signalled_used_;      // next_used_ at the last needs_interrupt()
+  uint16_t last_pop_from_ = 0;  // next_avail_ before the chain last returned
+  uint16_t signalled_used_;     // next_used_ at the last needs_interrupt()
   bool notifications_disabled_ = false;
   bool broken_ = false;
   uint64_t skipped_chains_ = 0;

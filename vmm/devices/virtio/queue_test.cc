@@ -14,9 +14,10 @@ using testing::DriverQueue;
 using testing::GuestAllocator;
 
 constexpr uint64_t kMemSize = 1 << 20;
-constexpr uint64_t kFeatures = (uint64_t(1) << kFeatureVersion1) | (uint64_t(1) << kFeatureIndirectDesc);
+constexpr uint64_t kFeatures =
+    (uint64_t(1) << kFeatureVersion1) | (uint64_t(1) << kFeatureIndirectDesc);
 
-struct Fixture : ::testing::Test {
+struct QueueFixture : ::testing::Test {
   GuestMemory memory = GuestMemory::anonymous({{GuestAddress(0), kMemSize}});
   GuestAllocator allocator{GuestAddress(0x1000), kMemSize - 0x1000};
   DriverQueue driver{memory, allocator, 16};
@@ -24,14 +25,15 @@ struct Fixture : ::testing::Test {
 
   Queue make_queue(uint64_t features = kFeatures) {
     Queue q(memory, driver.state(), features, "test queue");
-    q.set_error_handler([this](const std::string& m, bool fatal) { errors.emplace_back(m, fatal); });
+    q.set_error_handler(
+        [this](const std::string& m, bool fatal) { errors.emplace_back(m, fatal); });
     return q;
   }
   Buffer readable(uint32_t len) { return Buffer{allocator.alloc(len), len, false}; }
   Buffer writable(uint32_t len) { return Buffer{allocator.alloc(len), len, true}; }
 };
 
-TEST_F(Fixture, PopsChainsInTheOrderTheDriverMadeThemAvailable) {
+TEST_F(QueueFixture, PopsChainsInTheOrderTheDriverMadeThemAvailable) {
   Queue q = make_queue();
   uint16_t a = driver.add_chain({readable(16), readable(512), writable(1)});
   uint16_t b = driver.add_chain({writable(4096)});
@@ -51,7 +53,7 @@ TEST_F(Fixture, PopsChainsInTheOrderTheDriverMadeThemAvailable) {
   EXPECT_TRUE(errors.empty());
 }
 
-TEST_F(Fixture, AddUsedPublishesElementAndIndex) {
+TEST_F(QueueFixture, AddUsedPublishesElementAndIndex) {
   Queue q = make_queue();
   uint16_t head = driver.add_chain({writable(64)});
   auto chain = q.pop();
@@ -64,7 +66,7 @@ TEST_F(Fixture, AddUsedPublishesElementAndIndex) {
   EXPECT_EQ(driver.used_idx(), 1);
 }
 
-TEST_F(Fixture, FollowsIndirectTableWhenNegotiated) {
+TEST_F(QueueFixture, FollowsIndirectTableWhenNegotiated) {
   Queue q = make_queue();
   driver.add_chain({readable(16), writable(100), writable(1)}, /*indirect=*/true);
   auto chain = q.pop();
@@ -74,7 +76,7 @@ TEST_F(Fixture, FollowsIndirectTableWhenNegotiated) {
   EXPECT_EQ(chain->writable_len(), 101u);
 }
 
-TEST_F(Fixture, RejectsIndirectTableWithoutTheFeature) {
+TEST_F(QueueFixture, RejectsIndirectTableWithoutTheFeature) {
   Queue q = make_queue(uint64_t(1) << kFeatureVersion1);
   uint16_t head = driver.add_chain({readable(16)}, /*indirect=*/true);
   EXPECT_FALSE(q.pop());
@@ -88,7 +90,8 @@ TEST_F(Fixture, RejectsIndirectTableWithoutTheFeature) {
 }
 
 // Each hostile chain is completed with length 0 and the next good one is served.
-void expect_skipped_then_served(Fixture& f, Queue& q, uint16_t bad_head, const std::string& reason_part) {
+void expect_skipped_then_served(QueueFixture& f, Queue& q, uint16_t bad_head,
+                                const std::string& reason_part) {
   uint16_t good = f.driver.add_chain({f.writable(8)});
   auto chain = q.pop();
   ASSERT_TRUE(chain) << "a good chain after a bad one must still be served";
@@ -104,7 +107,7 @@ void expect_skipped_then_served(Fixture& f, Queue& q, uint16_t bad_head, const s
   EXPECT_FALSE(q.broken());
 }
 
-TEST_F(Fixture, LoopInDescriptorTableIsRejected) {
+TEST_F(QueueFixture, LoopInDescriptorTableIsRejected) {
   Queue q = make_queue();
   GuestAddress buf = allocator.alloc(8);
   driver.write_descriptor(0, buf.raw(), 8, kDescFlagNext, 1);
@@ -120,31 +123,31 @@ TEST_F(Fixture, LoopInDescriptorTableIsRejected) {
   EXPECT_EQ(used->len, 0u);
 }
 
-TEST_F(Fixture, BufferOutsideGuestRamIsRejected) {
+TEST_F(QueueFixture, BufferOutsideGuestRamIsRejected) {
   Queue q = make_queue();
   uint16_t head = driver.add_chain({Buffer{GuestAddress(kMemSize - 4), 8, true}});
   expect_skipped_then_served(*this, q, head, "outside guest RAM");
 }
 
-TEST_F(Fixture, AbsurdLengthIsRejected) {
+TEST_F(QueueFixture, AbsurdLengthIsRejected) {
   Queue q = make_queue();
   uint16_t head = driver.add_chain({Buffer{GuestAddress(0x1000), 0xffffffff, false}});
   expect_skipped_then_served(*this, q, head, "outside guest RAM");
 }
 
-TEST_F(Fixture, AddressOverflowIsRejected) {
+TEST_F(QueueFixture, AddressOverflowIsRejected) {
   Queue q = make_queue();
   uint16_t head = driver.add_chain({Buffer{GuestAddress(UINT64_MAX - 2), 16, false}});
   expect_skipped_then_served(*this, q, head, "outside guest RAM");
 }
 
-TEST_F(Fixture, ReadableAfterWritableIsRejected) {
+TEST_F(QueueFixture, ReadableAfterWritableIsRejected) {
   Queue q = make_queue();
   uint16_t head = driver.add_chain({writable(8), readable(8)});
   expect_skipped_then_served(*this, q, head, "readable buffer after");
 }
 
-TEST_F(Fixture, NextIndexBeyondTableIsRejected) {
+TEST_F(QueueFixture, NextIndexBeyondTableIsRejected) {
   Queue q = make_queue();
   GuestAddress buf = allocator.alloc(8);
   driver.write_descriptor(5, buf.raw(), 8, kDescFlagNext, 200);
@@ -154,7 +157,7 @@ TEST_F(Fixture, NextIndexBeyondTableIsRejected) {
   EXPECT_NE(errors[0].first.find("beyond the queue size"), std::string::npos);
 }
 
-TEST_F(Fixture, IndirectInsideIndirectIsRejected) {
+TEST_F(QueueFixture, IndirectInsideIndirectIsRejected) {
   Queue q = make_queue();
   GuestAddress inner = allocator.alloc(16);
   driver.write_descriptor_at(inner, 0, allocator.alloc(8).raw(), 8, 0, 0);
@@ -168,7 +171,7 @@ TEST_F(Fixture, IndirectInsideIndirectIsRejected) {
   EXPECT_NE(errors[0].first.find("inside an indirect table"), std::string::npos);
 }
 
-TEST_F(Fixture, LoopInsideIndirectTableIsRejected) {
+TEST_F(QueueFixture, LoopInsideIndirectTableIsRejected) {
   Queue q = make_queue();
   GuestAddress table = allocator.alloc(32);
   GuestAddress buf = allocator.alloc(8);
@@ -181,7 +184,7 @@ TEST_F(Fixture, LoopInsideIndirectTableIsRejected) {
   EXPECT_NE(errors[0].first.find("loops"), std::string::npos);
 }
 
-TEST_F(Fixture, IndirectTableWithBadLengthIsRejected) {
+TEST_F(QueueFixture, IndirectTableWithBadLengthIsRejected) {
   Queue q = make_queue();
   for (uint32_t len : {0u, 15u, 24u, 16u * (kMaxIndirectDescriptors + 1)}) {
     errors.clear();
@@ -193,7 +196,7 @@ TEST_F(Fixture, IndirectTableWithBadLengthIsRejected) {
   }
 }
 
-TEST_F(Fixture, IndirectWithNextFlagIsRejected) {
+TEST_F(QueueFixture, IndirectWithNextFlagIsRejected) {
   Queue q = make_queue();
   GuestAddress table = allocator.alloc(16);
   driver.write_descriptor_at(table, 0, allocator.alloc(8).raw(), 8, 0, 0);
@@ -204,7 +207,7 @@ TEST_F(Fixture, IndirectWithNextFlagIsRejected) {
   EXPECT_NE(errors[0].first.find("NEXT"), std::string::npos);
 }
 
-TEST_F(Fixture, ZeroLengthBuffersAreAccepted) {
+TEST_F(QueueFixture, ZeroLengthBuffersAreAccepted) {
   Queue q = make_queue();
   driver.add_chain({Buffer{GuestAddress(0x1000), 0, false}, writable(4)});
   auto chain = q.pop();
@@ -213,7 +216,7 @@ TEST_F(Fixture, ZeroLengthBuffersAreAccepted) {
   EXPECT_EQ(chain->writable_len(), 4u);
 }
 
-TEST_F(Fixture, ChainLongerThanFourGibIsRejected) {
+TEST_F(QueueFixture, ChainLongerThanFourGibIsRejected) {
   // Three 2 GiB buffers over the same (demand-paged, never touched) memory.
   GuestMemory big = GuestMemory::anonymous({{GuestAddress(0), (uint64_t(2) << 30) + kMemSize}});
   GuestAllocator alloc(GuestAddress(uint64_t(2) << 30), kMemSize);
@@ -221,13 +224,14 @@ TEST_F(Fixture, ChainLongerThanFourGibIsRejected) {
   Queue q(big, d.state(), kFeatures);
   std::string error;
   q.set_error_handler([&](const std::string& m, bool) { error = m; });
-  d.add_chain({Buffer{GuestAddress(0), 0x80000000u, false}, Buffer{GuestAddress(0), 0x80000000u, false},
+  d.add_chain({Buffer{GuestAddress(0), 0x80000000u, false},
+               Buffer{GuestAddress(0), 0x80000000u, false},
                Buffer{GuestAddress(0), 0x80000000u, false}});
   EXPECT_FALSE(q.pop());
   EXPECT_NE(error.find("4 GiB"), std::string::npos) << error;
 }
 
-TEST_F(Fixture, HeadIndexBeyondQueueSizeBreaksTheQueue) {
+TEST_F(QueueFixture, HeadIndexBeyondQueueSizeBreaksTheQueue) {
   Queue q = make_queue();
   driver.publish(16);
   EXPECT_FALSE(q.pop());
@@ -241,7 +245,7 @@ TEST_F(Fixture, HeadIndexBeyondQueueSizeBreaksTheQueue) {
   EXPECT_EQ(errors.size(), 1u) << "reported once";
 }
 
-TEST_F(Fixture, AvailIndexJumpBeyondQueueSizeBreaksTheQueue) {
+TEST_F(QueueFixture, AvailIndexJumpBeyondQueueSizeBreaksTheQueue) {
   Queue q = make_queue();
   driver.set_avail_idx(17);
   EXPECT_FALSE(q.pop());
@@ -250,7 +254,7 @@ TEST_F(Fixture, AvailIndexJumpBeyondQueueSizeBreaksTheQueue) {
   EXPECT_NE(errors[0].first.find("ahead"), std::string::npos);
 }
 
-TEST_F(Fixture, RejectsBadLayouts) {
+TEST_F(QueueFixture, RejectsBadLayouts) {
   QueueState good = driver.state();
   auto expect_rejected = [&](QueueState s, const char* what) {
     EXPECT_THROW(Queue(memory, s, kFeatures), QueueError) << what;
@@ -281,7 +285,7 @@ TEST_F(Fixture, RejectsBadLayouts) {
   expect_rejected(s, "not ready");
 }
 
-TEST_F(Fixture, InterruptSuppressedByNoInterruptFlag) {
+TEST_F(QueueFixture, InterruptSuppressedByNoInterruptFlag) {
   Queue q = make_queue();
   driver.add_chain({writable(8)});
   q.add_used(q.pop()->head(), 8);
@@ -293,7 +297,7 @@ TEST_F(Fixture, InterruptSuppressedByNoInterruptFlag) {
   EXPECT_FALSE(q.needs_interrupt());
 }
 
-TEST_F(Fixture, EventIdxInterruptsOnlyWhenUsedEventIsCrossed) {
+TEST_F(QueueFixture, EventIdxInterruptsOnlyWhenUsedEventIsCrossed) {
   Queue q = make_queue(kFeatures | (uint64_t(1) << kFeatureEventIdx));
   driver.set_used_event(2);  // driver wants an interrupt once used idx passes 2
   for (int i = 0; i < 2; ++i) {
@@ -306,7 +310,7 @@ TEST_F(Fixture, EventIdxInterruptsOnlyWhenUsedEventIsCrossed) {
   EXPECT_TRUE(q.needs_interrupt()) << "used idx 3 crossed used_event 2";
 }
 
-TEST_F(Fixture, EnableNotificationsWritesAvailEventWithEventIdx) {
+TEST_F(QueueFixture, EnableNotificationsWritesAvailEventWithEventIdx) {
   Queue q = make_queue(kFeatures | (uint64_t(1) << kFeatureEventIdx));
   driver.add_chain({writable(8)});
   driver.add_chain({writable(8)});
@@ -317,7 +321,7 @@ TEST_F(Fixture, EnableNotificationsWritesAvailEventWithEventIdx) {
   EXPECT_EQ(driver.avail_event(), 2);
 }
 
-TEST_F(Fixture, NoNotifyFlagWhileProcessingWithoutEventIdx) {
+TEST_F(QueueFixture, NoNotifyFlagWhileProcessingWithoutEventIdx) {
   Queue q = make_queue();
   q.disable_notifications();
   EXPECT_EQ(driver.used_flags(), kUsedFlagNoNotify);
@@ -326,7 +330,7 @@ TEST_F(Fixture, NoNotifyFlagWhileProcessingWithoutEventIdx) {
   EXPECT_EQ(driver.used_flags(), 0);
 }
 
-TEST_F(Fixture, UndoPopReturnsTheChainToTheRing) {
+TEST_F(QueueFixture, UndoPopReturnsTheChainToTheRing) {
   Queue q = make_queue();
   uint16_t head = driver.add_chain({writable(8)});
   ASSERT_TRUE(q.pop());
@@ -336,7 +340,7 @@ TEST_F(Fixture, UndoPopReturnsTheChainToTheRing) {
   EXPECT_EQ(again->head(), head);
 }
 
-TEST_F(Fixture, StateRoundTripsThroughQueueState) {
+TEST_F(QueueFixture, StateRoundTripsThroughQueueState) {
   Queue q = make_queue();
   for (int i = 0; i < 3; ++i) driver.add_chain({writable(8)});
   q.add_used(q.pop()->head(), 1);
@@ -352,7 +356,7 @@ TEST_F(Fixture, StateRoundTripsThroughQueueState) {
   EXPECT_EQ(driver.used_idx(), 2);
 }
 
-TEST_F(Fixture, WrapsAroundTheRingManyTimes) {
+TEST_F(QueueFixture, WrapsAroundTheRingManyTimes) {
   Queue q = make_queue(kFeatures | (uint64_t(1) << kFeatureEventIdx));
   Buffer buffer = writable(8);
   for (int i = 0; i < 70000; ++i) {
@@ -371,7 +375,8 @@ TEST(ChainCursorTest, ReadsAndWritesAcrossDescriptorsAndRegions) {
   GuestMemory memory;
   memory.add_region(GuestAddress(0), common::Mapping::anonymous(0x10000, "r0"));
   memory.add_region(GuestAddress(0x10000), common::Mapping::anonymous(0x10000, "r1"));
-  std::vector<Descriptor> buffers{{GuestAddress(0xfff0), 32}, {GuestAddress(0x100), 0}, {GuestAddress(0x200), 8}};
+  std::vector<Descriptor> buffers{
+      {GuestAddress(0xfff0), 32}, {GuestAddress(0x100), 0}, {GuestAddress(0x200), 8}};
   std::vector<uint8_t> data(40);
   std::iota(data.begin(), data.end(), 1);
   ChainCursor writer(memory, buffers);

@@ -1,5 +1,6 @@
 #include "vmm/vhost_user/testing/fake_frontend.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -30,7 +31,8 @@ bool read_exact(int fd, void* dst, size_t len, std::chrono::milliseconds timeout
   auto deadline = std::chrono::steady_clock::now() + timeout;
   size_t done = 0;
   while (done < len) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0 || !wait_readable(fd, left)) return false;
     ssize_t n = ::recv(fd, static_cast<uint8_t*>(dst) + done, len - done, MSG_DONTWAIT);
     if (n == 0) return false;
@@ -45,16 +47,24 @@ bool read_exact(int fd, void* dst, size_t len, std::chrono::milliseconds timeout
 
 }  // namespace
 
-SharedGuestMemory::SharedGuestMemory(GuestAddress start, uint64_t size) : start_(start), size_(size) {
-  common::UniqueFd fd(::memfd_create("ember-test-guest-ram", MFD_CLOEXEC));
+SharedGuestMemory::SharedGuestMemory(GuestAddress start, uint64_t size)
+    : start_(start), size_(size) {
+  common::UniqueFd fd(::memfd_create("ember-test-guest-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING));
   if (!fd) common::throw_errno("memfd_create");
-  if (::ftruncate(fd.get(), static_cast<off_t>(size)) < 0) common::throw_errno("ftruncate guest memfd");
-  auto mapping = common::Mapping::map(size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0, "test guest RAM");
+  if (::ftruncate(fd.get(), static_cast<off_t>(size)) < 0)
+    common::throw_errno("ftruncate guest memfd");
+  // As QEMU's memory-backend-memfd does by default (seal=on).
+  if (::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+    common::throw_errno("seal guest memfd");
+  }
+  auto mapping =
+      common::Mapping::map(size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0, "test guest RAM");
   memory_.add_region(start, std::move(mapping), std::move(fd), 0);
 }
 
 uint64_t SharedGuestMemory::user_address(GuestAddress gpa) const {
-  return reinterpret_cast<uint64_t>(memory_.regions()[0].mapping.data()) + (gpa.raw() - start_.raw());
+  return reinterpret_cast<uint64_t>(memory_.regions()[0].mapping.data()) +
+         (gpa.raw() - start_.raw());
 }
 
 MemoryRegionDesc SharedGuestMemory::region() const {
@@ -75,13 +85,15 @@ FakeFrontend FakeFrontend::connect(const std::string& path) {
   for (int attempt = 0;; ++attempt) {
     common::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (!fd) common::throw_errno("socket");
-    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return FakeFrontend(std::move(fd));
+    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0)
+      return FakeFrontend(std::move(fd));
     if (attempt == 200) common::throw_errno("connect to " + path);
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
 }
 
-void FakeFrontend::send(Request request, std::span<const uint8_t> payload, std::span<const int> fds, uint32_t flags) {
+void FakeFrontend::send(Request request, std::span<const uint8_t> payload, std::span<const int> fds,
+                        uint32_t flags) {
   Header header{static_cast<uint32_t>(request), flags, static_cast<uint32_t>(payload.size())};
   send_message(socket_.get(), header, payload, fds);
 }
@@ -113,10 +125,12 @@ Message FakeFrontend::receive_reply(Request request, std::chrono::milliseconds t
     throw common::Error("fake frontend: no reply to " + name + " (backend hung up or timed out)");
   }
   if (msg.header.request != static_cast<uint32_t>(request) || !(msg.header.flags & kFlagReply)) {
-    throw common::Error("fake frontend: expected a reply to " + name + ", got " + request_name(msg.header.request) +
-                        " flags " + std::to_string(msg.header.flags));
+    throw common::Error("fake frontend: expected a reply to " + name + ", got " +
+                        request_name(msg.header.request) + " flags " +
+                        std::to_string(msg.header.flags));
   }
-  if (msg.header.size > kMaxPayloadSize) throw common::Error("fake frontend: oversized reply to " + name);
+  if (msg.header.size > kMaxPayloadSize)
+    throw common::Error("fake frontend: oversized reply to " + name);
   msg.payload.resize(msg.header.size);
   if (!read_exact(socket_.get(), msg.payload.data(), msg.payload.size(), timeout)) {
     throw common::Error("fake frontend: truncated reply to " + name);
@@ -127,15 +141,17 @@ Message FakeFrontend::receive_reply(Request request, std::chrono::milliseconds t
 void FakeFrontend::expect_ack(Request request) {
   uint64_t value = receive_reply(request).payload_as<uint64_t>();
   if (value != 0) {
-    throw common::Error("fake frontend: backend answered " + request_name(static_cast<uint32_t>(request)) +
-                        " with failure " + std::to_string(value));
+    throw common::Error("fake frontend: backend answered " +
+                        request_name(static_cast<uint32_t>(request)) + " with failure " +
+                        std::to_string(value));
   }
 }
 
 bool FakeFrontend::wait_closed(std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0 || !wait_readable(socket_.get(), left)) return false;
     uint8_t buf[512];
     ssize_t n = ::recv(socket_.get(), buf, sizeof buf, MSG_DONTWAIT);
@@ -174,11 +190,14 @@ void FakeFrontend::set_owner() {
   expect_ack(Request::kSetOwner);
 }
 
-void FakeFrontend::set_mem_table(std::span<const MemoryRegionDesc> regions, std::span<const int> fds) {
-  std::vector<uint8_t> payload(sizeof(MemoryTableHeader) + regions.size() * sizeof(MemoryRegionDesc));
+void FakeFrontend::set_mem_table(std::span<const MemoryRegionDesc> regions,
+                                 std::span<const int> fds) {
+  std::vector<uint8_t> payload(sizeof(MemoryTableHeader) +
+                               regions.size() * sizeof(MemoryRegionDesc));
   MemoryTableHeader header{static_cast<uint32_t>(regions.size()), 0};
   std::memcpy(payload.data(), &header, sizeof header);
-  if (!regions.empty()) std::memcpy(payload.data() + sizeof header, regions.data(), regions.size_bytes());
+  if (!regions.empty())
+    std::memcpy(payload.data() + sizeof header, regions.data(), regions.size_bytes());
   send(Request::kSetMemTable, payload, fds);
   expect_ack(Request::kSetMemTable);
 }
@@ -202,7 +221,8 @@ void FakeFrontend::set_vring_base(uint32_t index, uint32_t base) {
 uint32_t FakeFrontend::get_vring_base(uint32_t index) {
   send_obj(Request::kGetVringBase, VringState{index, 0}, {}, kVersion);
   auto state = receive_reply(Request::kGetVringBase).payload_as<VringState>();
-  if (state.index != index) throw common::Error("fake frontend: GET_VRING_BASE answered for another ring");
+  if (state.index != index)
+    throw common::Error("fake frontend: GET_VRING_BASE answered for another ring");
   return state.num;
 }
 
@@ -235,7 +255,8 @@ std::vector<uint8_t> FakeFrontend::get_config(uint32_t offset, uint32_t size) {
 
 void FakeFrontend::open_backend_channel() {
   int pair[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0) common::throw_errno("socketpair");
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0)
+    common::throw_errno("socketpair");
   backend_channel_.reset(pair[0]);
   common::UniqueFd theirs(pair[1]);
   int fds[] = {theirs.get()};
@@ -245,9 +266,11 @@ void FakeFrontend::open_backend_channel() {
 
 std::optional<Header> FakeFrontend::read_backend_request(std::chrono::milliseconds timeout) {
   Header header;
-  if (!backend_channel_ || !read_exact(backend_channel_.get(), &header, sizeof header, timeout)) return std::nullopt;
+  if (!backend_channel_ || !read_exact(backend_channel_.get(), &header, sizeof header, timeout))
+    return std::nullopt;
   std::vector<uint8_t> payload(header.size);
-  if (!read_exact(backend_channel_.get(), payload.data(), payload.size(), timeout)) return std::nullopt;
+  if (!read_exact(backend_channel_.get(), payload.data(), payload.size(), timeout))
+    return std::nullopt;
   return header;
 }
 
@@ -265,8 +288,8 @@ uint64_t FakeFrontend::handshake() {
   return features;
 }
 
-void FakeFrontend::start(uint64_t features, const SharedGuestMemory& memory, std::vector<FrontendRing*> rings,
-                         std::vector<uint16_t> bases) {
+void FakeFrontend::start(uint64_t features, const SharedGuestMemory& memory,
+                         std::vector<FrontendRing*> rings, std::vector<uint16_t> bases) {
   set_features(features);
   MemoryRegionDesc region = memory.region();
   int fds[] = {memory.fd()};

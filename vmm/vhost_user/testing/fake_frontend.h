@@ -69,13 +69,15 @@ class FakeFrontend {
   template <typename T>
   void send_obj(Request request, const T& payload, std::span<const int> fds = {},
                 uint32_t flags = kVersion | kFlagNeedReply) {
-    send(request, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&payload), sizeof(T)), fds, flags);
+    send(request, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&payload), sizeof(T)),
+         fds, flags);
   }
   // Bytes exactly as given (may be a broken header).
   void send_bytes(std::span<const uint8_t> bytes, std::span<const int> fds = {});
   // The next reply; throws common::Error on timeout, hang-up, or a reply to
   // another request.
-  Message receive_reply(Request request, std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  Message receive_reply(Request request,
+                        std::chrono::milliseconds timeout = std::chrono::seconds(5));
   // Waits for REPLY_ACK's u64 and throws unless it is 0.
   void expect_ack(Request request);
   // True when the backend closed the connection within `timeout`.

@@ -86,8 +86,8 @@ void BlockDevice::read_config(uint64_t offset, std::span<uint8_t> data) const {
 void BlockDevice::write_config(uint64_t offset, std::span<const uint8_t> data) {
   // Every field we expose is read-only for the driver (§5.2.4).
   counters_.cfg_fails.inc();
-  LOG_WARN(logger(), name() + ": ignored write of " + std::to_string(data.size()) + " bytes to read-only config at " +
-                         std::to_string(offset));
+  LOG_WARN(logger(), name() + ": ignored write of " + std::to_string(data.size()) +
+                         " bytes to read-only config at " + std::to_string(offset));
 }
 
 void BlockDevice::on_activate() {
@@ -135,7 +135,8 @@ void BlockDevice::process_requests() {
       q.disable_notifications();
       while (q.pop(chain_)) {
         any = true;
-        BlockRequest request = parse_block_request(memory(), chain_, disk_.sectors(), disk_.read_only());
+        BlockRequest request =
+            parse_block_request(memory(), chain_, disk_.sectors(), disk_.read_only());
         if (request.outcome == BlockRequest::Outcome::kExecute && throttled(request)) {
           q.undo_pop();
           counters_.rate_limiter_throttled_events.inc();
@@ -244,11 +245,13 @@ void BlockDevice::update(const DriveUpdate& update) {
   if (update.rate_limiter) {
     rate_limiter_.update(*update.rate_limiter);
     if (!config_.rate_limiter) config_.rate_limiter = RateLimiterConfig{};
-    if (update.rate_limiter->bandwidth) config_.rate_limiter->bandwidth = update.rate_limiter->bandwidth;
+    if (update.rate_limiter->bandwidth)
+      config_.rate_limiter->bandwidth = update.rate_limiter->bandwidth;
     if (update.rate_limiter->ops) config_.rate_limiter->ops = update.rate_limiter->ops;
   }
   counters_.update_count.inc();
-  LOG_INFO(logger(), name() + ": updated" + (replacement ? " backing file to " + disk_.path() : std::string()));
+  LOG_INFO(logger(), name() + ": updated" +
+                         (replacement ? " backing file to " + disk_.path() : std::string()));
   // §5.2.4 / §4.2.2: the guest re-reads capacity on a config change.
   if (replacement && activated()) interrupt().signal_config_change();
 }

@@ -55,10 +55,10 @@ class BlockDevice : public DeviceBase {
  private:
   struct Counters {
     Counters(Metrics& m, const std::string& drive_id);
-    DeviceCounter activate_fails, cfg_fails, no_avail_buffer, event_fails, execute_fails, invalid_reqs_count,
-        flush_count, queue_event_count, rate_limiter_event_count, update_count, update_fails, read_bytes,
-        write_bytes, read_count, write_count, rate_limiter_throttled_events, io_engine_throttled_events,
-        remaining_reqs_count;
+    DeviceCounter activate_fails, cfg_fails, no_avail_buffer, event_fails, execute_fails,
+        invalid_reqs_count, flush_count, queue_event_count, rate_limiter_event_count, update_count,
+        update_fails, read_bytes, write_bytes, read_count, write_count,
+        rate_limiter_throttled_events, io_engine_throttled_events, remaining_reqs_count;
     DeviceLatency read_agg, write_agg;
   };
 
@@ -77,8 +77,8 @@ class BlockDevice : public DeviceBase {
   DiskFile disk_;
   RateLimiter rate_limiter_;
   Counters counters_;
-  DescriptorChain chain_;       // reused between requests
-  std::vector<iovec> iovecs_;   // reused between requests
+  DescriptorChain chain_;      // reused between requests
+  std::vector<iovec> iovecs_;  // reused between requests
 };
 
 }  // namespace ember::vmm::virtio

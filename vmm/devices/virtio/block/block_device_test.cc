@@ -21,7 +21,8 @@ using testing::GuestAllocator;
 using testing::RecordingInterrupt;
 
 constexpr uint64_t kMemSize = 8 << 20;
-constexpr uint64_t kFeatures = (uint64_t(1) << kFeatureVersion1) | (uint64_t(1) << kFeatureIndirectDesc) |
+constexpr uint64_t kFeatures = (uint64_t(1) << kFeatureVersion1) |
+                               (uint64_t(1) << kFeatureIndirectDesc) |
                                (uint64_t(1) << kFeatureEventIdx);
 
 // A temporary file filled with a recognisable pattern: byte i is (i * 7 + seed) & 0xff.
@@ -35,17 +36,21 @@ class TempDisk {
     path_ = tmpl;
     std::vector<uint8_t> data(size);
     for (uint64_t i = 0; i < size; ++i) data[i] = static_cast<uint8_t>(i * 7 + seed);
-    if (::pwrite(fd, data.data(), data.size(), 0) != static_cast<ssize_t>(size)) throw std::runtime_error("pwrite");
+    if (::pwrite(fd, data.data(), data.size(), 0) != static_cast<ssize_t>(size))
+      throw std::runtime_error("pwrite");
   }
   ~TempDisk() { ::unlink(path_.c_str()); }
   const std::string& path() const { return path_; }
   std::vector<uint8_t> read(uint64_t offset, size_t len) const {
     std::vector<uint8_t> out(len);
     common::UniqueFd fd(::open(path_.c_str(), O_RDONLY));
-    EXPECT_EQ(::pread(fd.get(), out.data(), len, static_cast<off_t>(offset)), static_cast<ssize_t>(len));
+    EXPECT_EQ(::pread(fd.get(), out.data(), len, static_cast<off_t>(offset)),
+              static_cast<ssize_t>(len));
     return out;
   }
-  static uint8_t expected(uint64_t i, uint8_t seed = 0) { return static_cast<uint8_t>(i * 7 + seed); }
+  static uint8_t expected(uint64_t i, uint8_t seed = 0) {
+    return static_cast<uint8_t>(i * 7 + seed);
+  }
 
  private:
   std::string path_;
@@ -87,10 +92,13 @@ struct BlockFixture : ::testing::Test {
     device->process_queue(0);
   }
   Buffer put(const std::vector<uint8_t>& data) {
-    return Buffer{testing::put_bytes(memory, allocator, data), static_cast<uint32_t>(data.size()), false};
+    return Buffer{testing::put_bytes(memory, allocator, data), static_cast<uint32_t>(data.size()),
+                  false};
   }
   Buffer out(uint32_t len) { return Buffer{allocator.alloc(len), len, true}; }
-  uint8_t status_of(const Buffer& b) { return testing::get_bytes(memory, b.addr + (b.len - 1), 1)[0]; }
+  uint8_t status_of(const Buffer& b) {
+    return testing::get_bytes(memory, b.addr + (b.len - 1), 1)[0];
+  }
   // The builder calls update() with the device lock held.
   void update(const DriveUpdate& u) {
     auto guard = device->lock();
@@ -198,7 +206,8 @@ TEST_F(BlockFixture, GetIdReturnsDevRdevInoString) {
   EXPECT_EQ(status_of(status), kBlockStatusOk);
   struct stat st {};
   ASSERT_EQ(::stat(disk.path().c_str(), &st), 0);
-  std::string expected = std::to_string(st.st_dev) + std::to_string(st.st_rdev) + std::to_string(st.st_ino);
+  std::string expected =
+      std::to_string(st.st_dev) + std::to_string(st.st_rdev) + std::to_string(st.st_ino);
   expected.resize(20, '\0');
   auto got = testing::get_bytes(memory, id.addr, 20);
   EXPECT_EQ(std::string(got.begin(), got.end()), expected);
@@ -303,9 +312,11 @@ TEST_F(BlockFixture, HostileChainsAreFailedAndTheDeviceKeepsServing) {
   driver.write_descriptor(201, hdr.raw(), 16, kDescFlagNext, 200);
   driver.publish(200);
   // Data pointing outside guest RAM.
-  driver.add_chain({put(header(kBlockTypeIn, 0)), Buffer{GuestAddress(kMemSize - 256), 512, true}, out(1)});
+  driver.add_chain(
+      {put(header(kBlockTypeIn, 0)), Buffer{GuestAddress(kMemSize - 256), 512, true}, out(1)});
   // An absurd length.
-  driver.add_chain({put(header(kBlockTypeIn, 0)), Buffer{GuestAddress(0x1000), 0xfffffe00u, true}, out(1)});
+  driver.add_chain(
+      {put(header(kBlockTypeIn, 0)), Buffer{GuestAddress(0x1000), 0xfffffe00u, true}, out(1)});
   // Then a good request.
   Buffer good = out(512), status = out(1);
   driver.add_chain({put(header(kBlockTypeIn, 2)), good, status});
@@ -346,7 +357,8 @@ TEST_F(BlockFixture, ActivationRejectsBadQueueLayout) {
   QueueState bad = driver.state();
   bad.used_ring = GuestAddress(kMemSize);
   auto guard = device->lock();
-  EXPECT_THROW(device->activate(ActivationContext{memory, {bad}, kFeatures, interrupt, loop}), common::Error);
+  EXPECT_THROW(device->activate(ActivationContext{memory, {bad}, kFeatures, interrupt, loop}),
+               common::Error);
   EXPECT_FALSE(device->activated());
   EXPECT_EQ(metric("block_rootfs", "activate_fails"), 1u);
 }
@@ -358,7 +370,8 @@ TEST_F(BlockFixture, OpeningMissingFileNamesDriveAndPath) {
     BlockDevice d(c, logger, metrics);
     FAIL() << "expected an error";
   } catch (const common::Error& e) {
-    EXPECT_STREQ(e.what(), "open drive \"rootfs\" at /nonexistent/ember.img: No such file or directory");
+    EXPECT_STREQ(e.what(),
+                 "open drive \"rootfs\" at /nonexistent/ember.img: No such file or directory");
   }
 }
 
@@ -383,7 +396,8 @@ TEST_F(BlockFixture, UpdateSwapsBackingFileAndRaisesConfigInterrupt) {
   kick();
   struct stat st {};
   ASSERT_EQ(::stat(bigger.path().c_str(), &st), 0);
-  std::string expected = std::to_string(st.st_dev) + std::to_string(st.st_rdev) + std::to_string(st.st_ino);
+  std::string expected =
+      std::to_string(st.st_dev) + std::to_string(st.st_rdev) + std::to_string(st.st_ino);
   expected.resize(20, '\0');
   auto got = testing::get_bytes(memory, id.addr, 20);
   EXPECT_EQ(std::string(got.begin(), got.end()), expected);
@@ -391,7 +405,8 @@ TEST_F(BlockFixture, UpdateSwapsBackingFileAndRaisesConfigInterrupt) {
 
 TEST_F(BlockFixture, FailedUpdateKeepsTheOldFile) {
   start(config());
-  EXPECT_THROW(update(DriveUpdate{"rootfs", std::string("/nonexistent"), std::nullopt}), common::Error);
+  EXPECT_THROW(update(DriveUpdate{"rootfs", std::string("/nonexistent"), std::nullopt}),
+               common::Error);
   EXPECT_EQ(device->capacity_sectors(), 128u);
   EXPECT_EQ(interrupt.config_changes, 0);
   EXPECT_EQ(metric("block_rootfs", "update_fails"), 1u);
@@ -428,7 +443,7 @@ TEST_F(BlockFixture, BandwidthLimitCountsBytes) {
   EXPECT_EQ(done, 2) << "1024 bytes of budget = two 512-byte reads";
   // PATCH the limiter away: the next kick after the timer serves the rest.
   update(DriveUpdate{"rootfs", std::nullopt,
-                             RateLimiterConfig{TokenBucketConfig{0, std::nullopt, 0}, std::nullopt}});
+                     RateLimiterConfig{TokenBucketConfig{0, std::nullopt, 0}, std::nullopt}});
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (done < 3 && std::chrono::steady_clock::now() < deadline) {
     loop.run_once(100);

@@ -67,7 +67,8 @@ DiskFile DiskFile::open(const std::string& drive_id, const std::string& path, bo
   disk.sectors_ = static_cast<uint64_t>(end) / kSectorSize;
   // Firecracker's device id: the decimal st_dev, st_rdev and st_ino run
   // together, cut to 20 bytes, zero padded.
-  std::string id = std::to_string(st.st_dev) + std::to_string(st.st_rdev) + std::to_string(st.st_ino);
+  std::string id =
+      std::to_string(st.st_dev) + std::to_string(st.st_rdev) + std::to_string(st.st_ino);
   std::memcpy(disk.id_.data(), id.data(), std::min(id.size(), kBlockIdBytes));
   return disk;
 }

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 
 #include "vmm/devices/virtio/block/block_device.h"
@@ -13,8 +14,12 @@ using namespace ember::vmm::virtio;
 
 namespace {
 
+std::string disk_path() { return "/tmp/ember-fuzz-block-" + std::to_string(::getpid()) + ".img"; }
+
 std::string make_disk() {
-  std::string path = "/tmp/ember-fuzz-block-" + std::to_string(::getpid()) + ".img";
+  std::string path = disk_path();
+  // libFuzzer ends with exit(): remove the image then (a crash leaves it).
+  std::atexit([] { ::unlink(disk_path().c_str()); });
   ember::common::UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   std::vector<uint8_t> data(64 * 1024 + 100, 0x5a);
   if (::write(fd.get(), data.data(), data.size()) < 0) abort();
@@ -49,7 +54,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   config.path_on_host = disk;
   config.is_read_only = data[0] & 1;
   config.cache_type = (data[0] & 2) ? CacheType::kWriteback : CacheType::kUnsafe;
-  uint64_t features = (uint64_t(1) << kFeatureVersion1) | ((data[0] & 4) ? uint64_t(1) << kFeatureIndirectDesc : 0);
+  uint64_t features =
+      (uint64_t(1) << kFeatureVersion1) | ((data[0] & 4) ? uint64_t(1) << kFeatureIndirectDesc : 0);
   uint16_t chains = data[1] % 16;
   data += 4;
   size -= 4;

@@ -25,8 +25,8 @@ inline constexpr uint32_t kBlockHeaderSize = 16;
 
 struct BlockRequest {
   enum class Outcome {
-    kExecute,  // well-formed: run it
-    kFail,     // answer with `status` (IOERR or UNSUPP) and no data
+    kExecute,    // well-formed: run it
+    kFail,       // answer with `status` (IOERR or UNSUPP) and no data
     kMalformed,  // not even a status byte to write: complete with length 0
   };
   Outcome outcome = Outcome::kMalformed;
@@ -43,7 +43,7 @@ struct BlockRequest {
 
 // Parses and validates `chain` for a disk of `capacity_sectors`. Never
 // throws for guest-controlled content.
-BlockRequest parse_block_request(const GuestMemory& memory, const DescriptorChain& chain, uint64_t capacity_sectors,
-                                 bool read_only);
+BlockRequest parse_block_request(const GuestMemory& memory, const DescriptorChain& chain,
+                                 uint64_t capacity_sectors, bool read_only);
 
 }  // namespace ember::vmm::virtio

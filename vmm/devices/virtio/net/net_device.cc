@@ -46,10 +46,14 @@ std::optional<std::array<uint8_t, 6>> parse_mac(const std::string& text) {
     for (int k = 0; k < 2; ++k) {
       char c = text[i * 3 + k];
       value <<= 4;
-      if (c >= '0' && c <= '9') value |= unsigned(c - '0');
-      else if (c >= 'a' && c <= 'f') value |= unsigned(c - 'a' + 10);
-      else if (c >= 'A' && c <= 'F') value |= unsigned(c - 'A' + 10);
-      else return std::nullopt;
+      if (c >= '0' && c <= '9')
+        value |= unsigned(c - '0');
+      else if (c >= 'a' && c <= 'f')
+        value |= unsigned(c - 'a' + 10);
+      else if (c >= 'A' && c <= 'F')
+        value |= unsigned(c - 'A' + 10);
+      else
+        return std::nullopt;
     }
     mac[i] = static_cast<uint8_t>(value);
   }
@@ -106,10 +110,10 @@ NetDevice::NetDevice(const NetworkInterfaceConfig& config, Logger& logger, Metri
 NetDevice::~NetDevice() { unwatch_all(); }
 
 uint64_t NetDevice::available_features() const {
-  uint64_t f = bit(kFeatureVersion1) | bit(kFeatureEventIdx) | bit(kFeatureIndirectDesc) | bit(kNetFeatureCsum) |
-               bit(kNetFeatureGuestCsum) | bit(kNetFeatureGuestTso4) | bit(kNetFeatureGuestTso6) |
-               bit(kNetFeatureGuestUfo) | bit(kNetFeatureHostTso4) | bit(kNetFeatureHostTso6) |
-               bit(kNetFeatureHostUfo) | bit(kNetFeatureMrgRxbuf);
+  uint64_t f = bit(kFeatureVersion1) | bit(kFeatureEventIdx) | bit(kFeatureIndirectDesc) |
+               bit(kNetFeatureCsum) | bit(kNetFeatureGuestCsum) | bit(kNetFeatureGuestTso4) |
+               bit(kNetFeatureGuestTso6) | bit(kNetFeatureGuestUfo) | bit(kNetFeatureHostTso4) |
+               bit(kNetFeatureHostTso6) | bit(kNetFeatureHostUfo) | bit(kNetFeatureMrgRxbuf);
   if (mac_) f |= bit(kNetFeatureMac);
   if (config_.mtu) f |= bit(kNetFeatureMtu);
   return f;
@@ -241,7 +245,8 @@ void NetDevice::process_tx() {
         uint64_t start = now_us();
         ssize_t n;
         do {
-          n = ::writev(tap_.fd(), iovecs_.data(), static_cast<int>(std::min<size_t>(iovecs_.size(), IOV_MAX)));
+          n = ::writev(tap_.fd(), iovecs_.data(),
+                       static_cast<int>(std::min<size_t>(iovecs_.size(), IOV_MAX)));
         } while (n < 0 && errno == EINTR);
         counters_.tap_write_agg.record(now_us() - start);
         if (n < 0) {
@@ -308,7 +313,8 @@ bool NetDevice::deliver_frame() {
       // Without mergeable buffers a frame needs one chain big enough: drop it.
       q.undo_pop();
       counters_.rx_fails.inc();
-      report_invalid("RX buffer of " + std::to_string(room) + " bytes for a " + std::to_string(len) + "-byte frame");
+      report_invalid("RX buffer of " + std::to_string(room) + " bytes for a " +
+                     std::to_string(len) + "-byte frame");
       return true;
     }
     if (rx_used_.empty() && room < kVnetHeaderSize) {
@@ -319,7 +325,8 @@ bool NetDevice::deliver_frame() {
       continue;
     }
     uint32_t n = std::min(room, len - written);
-    ChainCursor(memory(), chain_.writable()).write(std::span<const uint8_t>(rx_frame_.data() + written, n));
+    ChainCursor(memory(), chain_.writable())
+        .write(std::span<const uint8_t>(rx_frame_.data() + written, n));
     if (rx_used_.empty()) first_buffers_.assign(chain_.writable().begin(), chain_.writable().end());
     rx_used_.emplace_back(chain_.head(), n);
     written += n;

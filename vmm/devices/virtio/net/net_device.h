@@ -62,10 +62,11 @@ class NetDevice : public DeviceBase {
   struct Counters {
     Counters(Metrics& m, const std::string& iface);
     DeviceCounter activate_fails, cfg_fails, no_rx_avail_buffer, no_tx_avail_buffer, event_fails,
-        rx_queue_event_count, rx_event_rate_limiter_count, rx_rate_limiter_throttled, rx_tap_event_count,
-        rx_bytes_count, rx_packets_count, rx_fails, rx_count, tap_read_fails, tap_write_fails, tx_bytes_count,
-        tx_malformed_frames, tx_fails, tx_count, tx_packets_count, tx_queue_event_count,
-        tx_rate_limiter_event_count, tx_rate_limiter_throttled, tx_spoofed_mac_count, tx_remaining_reqs_count;
+        rx_queue_event_count, rx_event_rate_limiter_count, rx_rate_limiter_throttled,
+        rx_tap_event_count, rx_bytes_count, rx_packets_count, rx_fails, rx_count, tap_read_fails,
+        tap_write_fails, tx_bytes_count, tx_malformed_frames, tx_fails, tx_count, tx_packets_count,
+        tx_queue_event_count, tx_rate_limiter_event_count, tx_rate_limiter_throttled,
+        tx_spoofed_mac_count, tx_remaining_reqs_count;
     DeviceLatency tap_write_agg;
   };
 
@@ -90,7 +91,7 @@ class NetDevice : public DeviceBase {
   uint32_t rx_frame_len_ = 0;  // a frame read from the tap waiting for the guest
   uint32_t tap_events_ = 0;
   std::vector<std::pair<uint16_t, uint32_t>> rx_used_;  // scratch: (head, len) of one frame
-  std::vector<Descriptor> first_buffers_;              // scratch: the frame's first chain
+  std::vector<Descriptor> first_buffers_;               // scratch: the frame's first chain
 };
 
 }  // namespace ember::vmm::virtio

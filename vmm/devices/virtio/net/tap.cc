@@ -14,7 +14,8 @@ namespace ember::vmm::virtio {
 Tap Tap::open(const std::string& name) {
   std::string what = "open tap \"" + name + "\"";
   if (name.empty() || name.size() >= IFNAMSIZ) {
-    throw common::Error(what + ": interface names are 1 to " + std::to_string(IFNAMSIZ - 1) + " bytes");
+    throw common::Error(what + ": interface names are 1 to " + std::to_string(IFNAMSIZ - 1) +
+                        " bytes");
   }
   Tap tap;
   tap.fd_.reset(::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC));
@@ -24,7 +25,8 @@ Tap Tap::open(const std::string& name) {
   ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
   if (::ioctl(tap.fd_.get(), TUNSETIFF, &ifr) < 0) common::throw_errno(what + ": TUNSETIFF");
   int hdr = kVnetHeaderSize;
-  if (::ioctl(tap.fd_.get(), TUNSETVNETHDRSZ, &hdr) < 0) common::throw_errno(what + ": TUNSETVNETHDRSZ");
+  if (::ioctl(tap.fd_.get(), TUNSETVNETHDRSZ, &hdr) < 0)
+    common::throw_errno(what + ": TUNSETVNETHDRSZ");
   tap.name_ = name;
   return tap;
 }

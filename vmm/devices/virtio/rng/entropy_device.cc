@@ -29,7 +29,9 @@ uint64_t EntropyDevice::available_features() const {
          (uint64_t(1) << kFeatureIndirectDesc);
 }
 
-void EntropyDevice::read_config(uint64_t, std::span<uint8_t> data) const { std::fill(data.begin(), data.end(), 0); }
+void EntropyDevice::read_config(uint64_t, std::span<uint8_t> data) const {
+  std::fill(data.begin(), data.end(), 0);
+}
 
 void EntropyDevice::write_config(uint64_t, std::span<const uint8_t>) {}
 

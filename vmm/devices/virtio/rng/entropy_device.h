@@ -29,8 +29,8 @@ class EntropyDevice : public DeviceBase {
  private:
   struct Counters {
     explicit Counters(Metrics& m);
-    Counter &activate_fails, &entropy_event_fails, &entropy_event_count, &entropy_bytes, &host_rng_fails,
-        &entropy_rate_limiter_throttled, &rate_limiter_event_count;
+    Counter &activate_fails, &entropy_event_fails, &entropy_event_count, &entropy_bytes,
+        &host_rng_fails, &entropy_rate_limiter_throttled, &rate_limiter_event_count;
   };
 
   void on_activate() override;

@@ -16,7 +16,8 @@ using testing::GuestAllocator;
 using testing::RecordingInterrupt;
 
 constexpr uint64_t kMemSize = 4 << 20;
-constexpr uint64_t kFeatures = (uint64_t(1) << kFeatureVersion1) | (uint64_t(1) << kFeatureEventIdx);
+constexpr uint64_t kFeatures =
+    (uint64_t(1) << kFeatureVersion1) | (uint64_t(1) << kFeatureEventIdx);
 
 struct EntropyFixture : ::testing::Test {
   Logger logger;
@@ -56,7 +57,8 @@ TEST_F(EntropyFixture, FillsWritableBuffersWithHostRandomness) {
   EXPECT_NE(first, second);
   EXPECT_GT(std::count_if(first.begin(), first.end(), [](uint8_t v) { return v != 0; }), 900);
   auto tail = testing::get_bytes(memory, b.addr + 3000, 96);
-  EXPECT_GT(std::count_if(tail.begin(), tail.end(), [](uint8_t v) { return v != 0; }), 80) << "the split part too";
+  EXPECT_GT(std::count_if(tail.begin(), tail.end(), [](uint8_t v) { return v != 0; }), 80)
+      << "the split part too";
   EXPECT_EQ(metrics.counter("entropy", "entropy_bytes").load(), 8192u);
   EXPECT_EQ(interrupt.used[0], 1);
 }

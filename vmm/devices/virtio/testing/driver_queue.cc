@@ -51,12 +51,13 @@ uint16_t DriverQueue::alloc_descriptor() {
   return d;
 }
 
-void DriverQueue::write_descriptor_at(GuestAddress table, uint16_t index, uint64_t addr, uint32_t len,
-                                      uint16_t flags, uint16_t next) {
+void DriverQueue::write_descriptor_at(GuestAddress table, uint16_t index, uint64_t addr,
+                                      uint32_t len, uint16_t flags, uint16_t next) {
   memory_.write_obj(table + 16 * uint64_t(index), RawDescriptor{addr, len, flags, next});
 }
 
-void DriverQueue::write_descriptor(uint16_t index, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next) {
+void DriverQueue::write_descriptor(uint16_t index, uint64_t addr, uint32_t len, uint16_t flags,
+                                   uint16_t next) {
   write_descriptor_at(desc_, index, addr, len, flags, next);
 }
 
@@ -66,19 +67,22 @@ uint16_t DriverQueue::add_chain(const std::vector<Buffer>& buffers, bool indirec
   if (indirect) {
     GuestAddress table = allocator_.alloc(16 * buffers.size(), 16);
     for (size_t i = 0; i < buffers.size(); ++i) {
-      uint16_t flags = (buffers[i].writable ? kDescFlagWrite : 0) | (i + 1 < buffers.size() ? kDescFlagNext : 0);
-      write_descriptor_at(table, static_cast<uint16_t>(i), buffers[i].addr.raw(), buffers[i].len, flags,
-                          static_cast<uint16_t>(i + 1));
+      uint16_t flags =
+          (buffers[i].writable ? kDescFlagWrite : 0) | (i + 1 < buffers.size() ? kDescFlagNext : 0);
+      write_descriptor_at(table, static_cast<uint16_t>(i), buffers[i].addr.raw(), buffers[i].len,
+                          flags, static_cast<uint16_t>(i + 1));
     }
     head = alloc_descriptor();
     used.push_back(head);
-    write_descriptor(head, table.raw(), static_cast<uint32_t>(16 * buffers.size()), kDescFlagIndirect, 0);
+    write_descriptor(head, table.raw(), static_cast<uint32_t>(16 * buffers.size()),
+                     kDescFlagIndirect, 0);
   } else {
     for (size_t i = 0; i < buffers.size(); ++i) used.push_back(alloc_descriptor());
     for (size_t i = 0; i < buffers.size(); ++i) {
       bool last = i + 1 == buffers.size();
       uint16_t flags = (buffers[i].writable ? kDescFlagWrite : 0) | (last ? 0 : kDescFlagNext);
-      write_descriptor(used[i], buffers[i].addr.raw(), buffers[i].len, flags, last ? 0 : used[i + 1]);
+      write_descriptor(used[i], buffers[i].addr.raw(), buffers[i].len, flags,
+                       last ? 0 : used[i + 1]);
     }
     head = used.front();
   }
@@ -108,7 +112,9 @@ void DriverQueue::set_used_event(uint16_t value) {
 
 uint16_t DriverQueue::used_idx() const { return memory_.load_acquire_u16(used_ + 2); }
 uint16_t DriverQueue::used_flags() const { return memory_.load_acquire_u16(used_); }
-uint16_t DriverQueue::avail_event() const { return memory_.load_acquire_u16(used_ + 4 + 8 * uint64_t(size_)); }
+uint16_t DriverQueue::avail_event() const {
+  return memory_.load_acquire_u16(used_ + 4 + 8 * uint64_t(size_));
+}
 
 UsedElement DriverQueue::used_at(uint16_t slot) const {
   return memory_.read_obj<UsedElement>(used_ + 4 + 8 * uint64_t(slot % size_));
@@ -126,7 +132,8 @@ std::optional<UsedElement> DriverQueue::next_used() {
   return e;
 }
 
-GuestAddress put_bytes(const GuestMemory& memory, GuestAllocator& allocator, std::span<const uint8_t> data) {
+GuestAddress put_bytes(const GuestMemory& memory, GuestAllocator& allocator,
+                       std::span<const uint8_t> data) {
   GuestAddress at = allocator.alloc(data.size() ? data.size() : 1, 8);
   memory.write(at, data);
   return at;

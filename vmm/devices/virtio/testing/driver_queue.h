@@ -19,7 +19,8 @@ namespace ember::vmm::virtio::testing {
 // Bump allocator over a guest address range.
 class GuestAllocator {
  public:
-  GuestAllocator(GuestAddress start, uint64_t size) : next_(start.raw()), end_(start.raw() + size) {}
+  GuestAllocator(GuestAddress start, uint64_t size)
+      : next_(start.raw()), end_(start.raw() + size) {}
   GuestAddress alloc(uint64_t size, uint64_t align = 16);
 
  private:
@@ -57,8 +58,8 @@ class DriverQueue {
 
   // Raw access for hostile rings.
   void write_descriptor(uint16_t index, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next);
-  void write_descriptor_at(GuestAddress table, uint16_t index, uint64_t addr, uint32_t len, uint16_t flags,
-                           uint16_t next);
+  void write_descriptor_at(GuestAddress table, uint16_t index, uint64_t addr, uint32_t len,
+                           uint16_t flags, uint16_t next);
   // Puts `head` in the next avail slot and bumps avail->idx (release).
   void publish(uint16_t head);
   void set_avail_idx(uint16_t idx);
@@ -99,7 +100,8 @@ class RecordingInterrupt : public Interrupt {
 };
 
 // Guest memory helpers.
-GuestAddress put_bytes(const GuestMemory& memory, GuestAllocator& allocator, std::span<const uint8_t> data);
+GuestAddress put_bytes(const GuestMemory& memory, GuestAllocator& allocator,
+                       std::span<const uint8_t> data);
 std::vector<uint8_t> get_bytes(const GuestMemory& memory, GuestAddress addr, uint64_t len);
 
 }  // namespace ember::vmm::virtio::testing

@@ -35,19 +35,24 @@ VsockConnection::VsockConnection(common::UniqueFd stream, uint64_t guest_cid, ui
       state_(state),
       counters_(counters) {}
 
-std::unique_ptr<VsockConnection> VsockConnection::local_init(common::UniqueFd stream, uint64_t guest_cid,
-                                                             uint32_t local_port, uint32_t peer_port,
+std::unique_ptr<VsockConnection> VsockConnection::local_init(common::UniqueFd stream,
+                                                             uint64_t guest_cid,
+                                                             uint32_t local_port,
+                                                             uint32_t peer_port,
                                                              VsockCounters& counters) {
-  std::unique_ptr<VsockConnection> c(
-      new VsockConnection(std::move(stream), guest_cid, local_port, peer_port, State::kLocalInit, counters));
+  std::unique_ptr<VsockConnection> c(new VsockConnection(std::move(stream), guest_cid, local_port,
+                                                         peer_port, State::kLocalInit, counters));
   c->pending_ = kPendRequest;
   return c;
 }
 
-std::unique_ptr<VsockConnection> VsockConnection::peer_init(common::UniqueFd stream, uint64_t guest_cid,
-                                                            const VsockHeader& request, VsockCounters& counters) {
-  std::unique_ptr<VsockConnection> c(new VsockConnection(std::move(stream), guest_cid, request.dst_port,
-                                                         request.src_port, State::kPeerInit, counters));
+std::unique_ptr<VsockConnection> VsockConnection::peer_init(common::UniqueFd stream,
+                                                            uint64_t guest_cid,
+                                                            const VsockHeader& request,
+                                                            VsockCounters& counters) {
+  std::unique_ptr<VsockConnection> c(new VsockConnection(std::move(stream), guest_cid,
+                                                         request.dst_port, request.src_port,
+                                                         State::kPeerInit, counters));
   c->peer_buf_alloc_ = request.buf_alloc;
   c->peer_fwd_cnt_ = request.fwd_cnt;
   c->pending_ = kPendResponse;
@@ -73,7 +78,8 @@ uint32_t VsockConnection::wanted_events() const {
   if (!wants_watch()) return 0;
   uint32_t events = 0;
   if (!host_prefix_.empty() || tx_head_ < tx_buf_.size()) events |= EPOLLOUT;
-  if (state_ == State::kEstablished && !host_eof_ && !peer_shut_rcv_ && !(pending_ & kPendRw) && peer_credit() > 0) {
+  if (state_ == State::kEstablished && !host_eof_ && !peer_shut_rcv_ && !(pending_ & kPendRw) &&
+      peer_credit() > 0) {
     events |= EPOLLIN;
   }
   return events;
@@ -150,7 +156,8 @@ void VsockConnection::on_packet(const TxPacket& packet, uint64_t now_ns) {
       }
       break;
     case kVsockOpCreditRequest:
-      if (state_ == State::kEstablished || state_ == State::kPeerInit) pending_ |= kPendCreditUpdate;
+      if (state_ == State::kEstablished || state_ == State::kPeerInit)
+        pending_ |= kPendCreditUpdate;
       break;
     case kVsockOpCreditUpdate:
     default:
@@ -219,7 +226,8 @@ void VsockConnection::send_to_host(const TxPacket& packet, uint64_t now_ns) {
 
 void VsockConnection::flush_to_host(uint64_t now_ns) {
   while (!host_prefix_.empty()) {
-    ssize_t n = ::send(stream_.get(), host_prefix_.data(), host_prefix_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t n = ::send(stream_.get(), host_prefix_.data(), host_prefix_.size(),
+                       MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return;
@@ -257,7 +265,8 @@ void VsockConnection::after_forward(uint64_t now_ns) {
   // Proactive CREDIT_UPDATE: the guest stalls once it thinks our buffer is
   // full, and Linux does not always ask (CREDIT_REQUEST) before stalling.
   uint32_t guest_view_used = rx_cnt_ - last_fwd_cnt_sent_;
-  uint32_t guest_view_free = guest_view_used >= kVsockConnBufAlloc ? 0 : kVsockConnBufAlloc - guest_view_used;
+  uint32_t guest_view_free =
+      guest_view_used >= kVsockConnBufAlloc ? 0 : kVsockConnBufAlloc - guest_view_used;
   if (guest_view_free < kVsockCreditUpdateThreshold && fwd_cnt_ != last_fwd_cnt_sent_) {
     pending_ |= kPendCreditUpdate;
   }
@@ -273,7 +282,8 @@ void VsockConnection::on_host_event(uint32_t events, uint64_t now_ns) {
   }
   if (events & EPOLLOUT) flush_to_host(now_ns);
   if (state_ == State::kKilled) return;
-  if ((events & EPOLLIN) && state_ == State::kEstablished && !host_eof_ && !peer_shut_rcv_) pending_ |= kPendRw;
+  if ((events & EPOLLIN) && state_ == State::kEstablished && !host_eof_ && !peer_shut_rcv_)
+    pending_ |= kPendRw;
   if (events & (EPOLLHUP | EPOLLERR)) {
     if (state_ == State::kLocalInit || state_ == State::kPeerInit) {
       // The host side gave up before the handshake finished.
@@ -353,7 +363,8 @@ bool VsockConnection::fill_rx(VsockHeader& h, ChainCursor& payload, uint64_t now
       payload.iovecs(max, iov_);
       ssize_t n;
       do {
-        n = ::readv(stream_.get(), iov_.data(), static_cast<int>(std::min<size_t>(iov_.size(), IOV_MAX)));
+        n = ::readv(stream_.get(), iov_.data(),
+                    static_cast<int>(std::min<size_t>(iov_.size(), IOV_MAX)));
       } while (n < 0 && errno == EINTR);
       if (n > 0) {
         init_header(h);

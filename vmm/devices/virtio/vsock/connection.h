@@ -49,7 +49,8 @@ class VsockConnection {
                                                      VsockCounters& counters);
   // Guest-initiated: the guest sent `request` and we connected `stream`.
   static std::unique_ptr<VsockConnection> peer_init(common::UniqueFd stream, uint64_t guest_cid,
-                                                    const VsockHeader& request, VsockCounters& counters);
+                                                    const VsockHeader& request,
+                                                    VsockCounters& counters);
 
   // A packet from the guest for this connection.
   void on_packet(const TxPacket& packet, uint64_t now_ns);
@@ -87,8 +88,8 @@ class VsockConnection {
     kPendCreditUpdate = 32,
   };
 
-  VsockConnection(common::UniqueFd stream, uint64_t guest_cid, uint32_t local_port, uint32_t peer_port,
-                  State state, VsockCounters& counters);
+  VsockConnection(common::UniqueFd stream, uint64_t guest_cid, uint32_t local_port,
+                  uint32_t peer_port, State state, VsockCounters& counters);
 
   uint32_t peer_credit() const;
   bool draining() const;
@@ -111,10 +112,10 @@ class VsockConnection {
   bool finished_ = false;
 
   // Credit (all wrapping u32, virtio 1.2 §5.10.6.3).
-  uint32_t rx_cnt_ = 0;              // payload bytes received from the guest
-  uint32_t fwd_cnt_ = 0;             // of those, written to the host socket
-  uint32_t last_fwd_cnt_sent_ = 0;   // fwd_cnt the guest has last heard of
-  uint32_t tx_cnt_ = 0;              // payload bytes sent to the guest
+  uint32_t rx_cnt_ = 0;             // payload bytes received from the guest
+  uint32_t fwd_cnt_ = 0;            // of those, written to the host socket
+  uint32_t last_fwd_cnt_sent_ = 0;  // fwd_cnt the guest has last heard of
+  uint32_t tx_cnt_ = 0;             // payload bytes sent to the guest
   uint32_t peer_buf_alloc_ = 0;
   uint32_t peer_fwd_cnt_ = 0;
   bool credit_request_sent_ = false;
@@ -125,13 +126,13 @@ class VsockConnection {
   std::vector<uint8_t> tx_buf_;
   size_t tx_head_ = 0;
 
-  bool host_eof_ = false;       // host shut its write side; we sent SHUTDOWN(SEND)
-  bool host_hup_ = false;       // host socket done in both directions
-  bool peer_shut_rcv_ = false;  // guest will not receive
-  bool peer_shut_send_ = false; // guest will not send
+  bool host_eof_ = false;        // host shut its write side; we sent SHUTDOWN(SEND)
+  bool host_hup_ = false;        // host socket done in both directions
+  bool peer_shut_rcv_ = false;   // guest will not receive
+  bool peer_shut_send_ = false;  // guest will not send
   bool host_write_shut_ = false;
 
-  std::vector<iovec> iov_;      // scratch
+  std::vector<iovec> iov_;  // scratch
 };
 
 }  // namespace ember::vmm::virtio

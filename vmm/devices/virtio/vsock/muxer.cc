@@ -34,7 +34,8 @@ bool parse_connect(const std::string& line, uint32_t& port) {
   skip_space();
   static constexpr char kWord[] = "connect";
   for (size_t k = 0; k < sizeof kWord - 1; ++k, ++i) {
-    if (i >= line.size() || std::tolower(static_cast<unsigned char>(line[i])) != kWord[k]) return false;
+    if (i >= line.size() || std::tolower(static_cast<unsigned char>(line[i])) != kWord[k])
+      return false;
   }
   if (i >= line.size() || (line[i] != ' ' && line[i] != '\t')) return false;
   skip_space();
@@ -60,7 +61,8 @@ uint64_t VsockMuxer::now_ns() {
   return uint64_t(ts.tv_sec) * 1'000'000'000 + uint64_t(ts.tv_nsec);
 }
 
-VsockMuxer::VsockMuxer(uint64_t guest_cid, std::string uds_path, Logger& logger, VsockCounters& counters)
+VsockMuxer::VsockMuxer(uint64_t guest_cid, std::string uds_path, Logger& logger,
+                       VsockCounters& counters)
     : guest_cid_(guest_cid), uds_path_(std::move(uds_path)), logger_(logger), counters_(counters) {
   sockaddr_un addr;
   if (!fill_sockaddr(uds_path_, addr)) {
@@ -73,7 +75,8 @@ VsockMuxer::VsockMuxer(uint64_t guest_cid, std::string uds_path, Logger& logger,
   if (::bind(listener_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
     common::throw_errno("bind vsock socket " + uds_path_);
   }
-  if (::listen(listener_.get(), 128) < 0) common::throw_errno("listen on vsock socket " + uds_path_);
+  if (::listen(listener_.get(), 128) < 0)
+    common::throw_errno("listen on vsock socket " + uds_path_);
   timer_.reset(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
   if (!timer_) common::throw_errno("create vsock timerfd");
 }
@@ -122,12 +125,14 @@ void VsockMuxer::notify_rx() {
 
 void VsockMuxer::on_listener() {
   for (;;) {
-    common::UniqueFd client(::accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    common::UniqueFd client(
+        ::accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (!client) {
       if (errno == EINTR) continue;
       if (errno != EAGAIN && errno != EWOULDBLOCK) {
         counters_.muxer_event_fails.inc();
-        LOG_WARN(logger_, "vsock: accept on " + uds_path_ + " failed: " + common::errno_text(errno));
+        LOG_WARN(logger_,
+                 "vsock: accept on " + uds_path_ + " failed: " + common::errno_text(errno));
       }
       return;
     }
@@ -192,14 +197,16 @@ void VsockMuxer::on_handshake(int fd) {
   common::UniqueFd stream = std::move(h.fd);
   loop_->remove(fd);
   handshakes_.erase(it);
-  add_connection(VsockConnection::local_init(std::move(stream), guest_cid_, local_port, port, counters_));
+  add_connection(
+      VsockConnection::local_init(std::move(stream), guest_cid_, local_port, port, counters_));
   notify_rx();
 }
 
 bool VsockMuxer::allocate_local_port(uint32_t peer_port, uint32_t& out) {
   for (size_t tries = 0; tries <= kVsockMaxConnections + 1; ++tries) {
     uint32_t p = next_local_port_;
-    next_local_port_ = next_local_port_ + 1 >= (1u << 31) ? kVsockFirstLocalPort : next_local_port_ + 1;
+    next_local_port_ =
+        next_local_port_ + 1 >= (1u << 31) ? kVsockFirstLocalPort : next_local_port_ + 1;
     if (!local_ports_.count(p) && !conns_.count(key(p, peer_port))) {
       out = p;
       return true;
@@ -350,7 +357,8 @@ void VsockMuxer::on_tx_packet(const TxPacket& packet) {
     } while (rc < 0 && errno == EINTR);
   }
   if (rc < 0) {
-    LOG_DEBUG(logger_, "vsock: guest connection to " + path + " refused: " + common::errno_text(errno));
+    LOG_DEBUG(logger_,
+              "vsock: guest connection to " + path + " refused: " + common::errno_text(errno));
     queue_rst(h);
     return;
   }

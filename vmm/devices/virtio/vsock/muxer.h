@@ -70,17 +70,19 @@ class VsockMuxer {
  private:
   struct Entry {
     std::unique_ptr<VsockConnection> conn;
-    bool queued = false;        // in rxq_
-    bool watched = false;       // fd in the loop
-    uint32_t events = 0;        // interest registered
-    uint64_t killq_expiry = 0;  // expiry already in killq_
+    bool queued = false;          // in rxq_
+    bool watched = false;         // fd in the loop
+    uint32_t events = 0;          // interest registered
+    uint64_t killq_expiry = 0;    // expiry already in killq_
     bool host_initiated = false;  // owns its port in local_ports_
   };
   struct Handshake {
     common::UniqueFd fd;
     std::string line;
   };
-  static uint64_t key(uint32_t local_port, uint32_t peer_port) { return (uint64_t(local_port) << 32) | peer_port; }
+  static uint64_t key(uint32_t local_port, uint32_t peer_port) {
+    return (uint64_t(local_port) << 32) | peer_port;
+  }
 
   void on_listener();
   void on_handshake(int fd);

@@ -2,7 +2,8 @@
 
 namespace ember::vmm::virtio {
 
-std::optional<TxPacket> parse_tx_packet(const GuestMemory& memory, const DescriptorChain& chain, std::string& why) {
+std::optional<TxPacket> parse_tx_packet(const GuestMemory& memory, const DescriptorChain& chain,
+                                        std::string& why) {
   if (chain.readable_len() < sizeof(VsockHeader)) {
     why = "TX packet of " + std::to_string(chain.readable_len()) + " bytes has no complete header";
     return std::nullopt;
@@ -23,9 +24,10 @@ std::optional<TxPacket> parse_tx_packet(const GuestMemory& memory, const Descrip
 }
 
 std::string describe(const VsockHeader& h) {
-  return "op " + std::to_string(h.op) + " " + std::to_string(h.src_cid) + ":" + std::to_string(h.src_port) + " -> " +
-         std::to_string(h.dst_cid) + ":" + std::to_string(h.dst_port) + " len " + std::to_string(h.len) +
-         " flags " + std::to_string(h.flags);
+  return "op " + std::to_string(h.op) + " " + std::to_string(h.src_cid) + ":" +
+         std::to_string(h.src_port) + " -> " + std::to_string(h.dst_cid) + ":" +
+         std::to_string(h.dst_port) + " len " + std::to_string(h.len) + " flags " +
+         std::to_string(h.flags);
 }
 
 }  // namespace ember::vmm::virtio

@@ -56,7 +56,8 @@ struct TxPacket {
 
 // Reads the header of a TX chain and checks that the payload it announces is
 // there and at most 64 KiB. On failure returns std::nullopt with `why` set.
-std::optional<TxPacket> parse_tx_packet(const GuestMemory& memory, const DescriptorChain& chain, std::string& why);
+std::optional<TxPacket> parse_tx_packet(const GuestMemory& memory, const DescriptorChain& chain,
+                                        std::string& why);
 
 std::string describe(const VsockHeader& h);  // for logs: "op 5 2:1024 -> 3:52 len 100"
 

@@ -28,10 +28,11 @@ struct VsockCounters {
         tx_write_fails(m.counter("vsock", "tx_write_fails")),
         rx_read_fails(m.counter("vsock", "rx_read_fails")) {}
 
-  Counter &activate_fails, &cfg_fails, &rx_queue_event_fails, &tx_queue_event_fails, &ev_queue_event_fails,
-      &muxer_event_fails, &conn_event_fails, &rx_queue_event_count, &tx_queue_event_count, &rx_bytes_count,
-      &tx_bytes_count, &rx_packets_count, &tx_packets_count, &conns_added, &conns_killed, &conns_removed,
-      &killq_resync, &tx_flush_fails, &tx_write_fails, &rx_read_fails;
+  Counter &activate_fails, &cfg_fails, &rx_queue_event_fails, &tx_queue_event_fails,
+      &ev_queue_event_fails, &muxer_event_fails, &conn_event_fails, &rx_queue_event_count,
+      &tx_queue_event_count, &rx_bytes_count, &tx_bytes_count, &rx_packets_count, &tx_packets_count,
+      &conns_added, &conns_killed, &conns_removed, &killq_resync, &tx_flush_fails, &tx_write_fails,
+      &rx_read_fails;
 };
 
 }  // namespace ember::vmm::virtio

@@ -17,8 +17,8 @@ VsockDevice::~VsockDevice() {
 }
 
 uint64_t VsockDevice::available_features() const {
-  return (uint64_t(1) << kFeatureVersion1) | (uint64_t(1) << kFeatureInOrder) | (uint64_t(1) << kFeatureEventIdx) |
-         (uint64_t(1) << kFeatureIndirectDesc);
+  return (uint64_t(1) << kFeatureVersion1) | (uint64_t(1) << kFeatureInOrder) |
+         (uint64_t(1) << kFeatureEventIdx) | (uint64_t(1) << kFeatureIndirectDesc);
 }
 
 void VsockDevice::read_config(uint64_t offset, std::span<uint8_t> data) const {
@@ -96,7 +96,8 @@ void VsockDevice::process_rx() {
           break;
         }
         if (chain_.writable_len() < sizeof(VsockHeader)) {
-          report_invalid("RX buffer of " + std::to_string(chain_.writable_len()) + " bytes cannot hold a header");
+          report_invalid("RX buffer of " + std::to_string(chain_.writable_len()) +
+                         " bytes cannot hold a header");
           q.add_used(chain_.head(), 0);
           continue;
         }

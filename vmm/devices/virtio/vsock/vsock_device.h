@@ -26,7 +26,8 @@ class VsockDevice : public DeviceBase {
   DeviceType device_type() const override { return DeviceType::kVsock; }
   uint64_t available_features() const override;
   std::vector<uint16_t> queue_max_sizes() const override {
-    return event_queue_in_frontend_ ? std::vector<uint16_t>{256, 256} : std::vector<uint16_t>{256, 256, 256};
+    return event_queue_in_frontend_ ? std::vector<uint16_t>{256, 256}
+                                    : std::vector<uint16_t>{256, 256, 256};
   }
   void read_config(uint64_t offset, std::span<uint8_t> data) const override;
   void write_config(uint64_t offset, std::span<const uint8_t> data) override;

@@ -22,12 +22,14 @@ using testing::VsockGuest;
 using testing::VsockPacket;
 
 constexpr uint64_t kMemSize = 64 << 20;
-constexpr uint64_t kFeatures = (uint64_t(1) << kFeatureVersion1) | (uint64_t(1) << kFeatureEventIdx) |
+constexpr uint64_t kFeatures = (uint64_t(1) << kFeatureVersion1) |
+                               (uint64_t(1) << kFeatureEventIdx) |
                                (uint64_t(1) << kFeatureIndirectDesc);
 
 std::string temp_socket_path() {
   static int counter = 0;
-  return "/tmp/ember-vsock-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + ".sock";
+  return "/tmp/ember-vsock-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) +
+         ".sock";
 }
 
 common::UniqueFd connect_unix(const std::string& path) {
@@ -88,7 +90,8 @@ struct VsockFixture : ::testing::Test {
 
   // Host client connects with CONNECT <port>; the guest (listening) accepts.
   // Returns the client socket and the guest connection.
-  std::pair<common::UniqueFd, VsockGuest::Conn*> host_connect(uint32_t port, const std::string& extra = "") {
+  std::pair<common::UniqueFd, VsockGuest::Conn*> host_connect(uint32_t port,
+                                                              const std::string& extra = "") {
     guest->listen(port);
     size_t before = guest->accepted().size();
     common::UniqueFd client = connect_unix(uds);
@@ -185,8 +188,9 @@ TEST_F(VsockFixture, ConnectWordIsCaseInsensitiveAndEarlyBytesAreKept) {
 }
 
 TEST_F(VsockFixture, BadHandshakeClosesTheClient) {
-  for (std::string line : std::vector<std::string>{"HELLO 52\n", "CONNECT\n", "CONNECT 99999999999\n", "CONNECT 5x\n",
-                           std::string(40, 'a')}) {
+  for (std::string line :
+       std::vector<std::string>{"HELLO 52\n", "CONNECT\n", "CONNECT 99999999999\n", "CONNECT 5x\n",
+                                std::string(40, 'a')}) {
     common::UniqueFd client = connect_unix(uds);
     write_all(client.get(), line);
     EXPECT_TRUE(client_sees_eof(client.get())) << line;
@@ -259,9 +263,8 @@ TEST_F(VsockFixture, HostCloseSendsFullShutdownThenGuestRstRemovesConnection) {
   ASSERT_TRUE(conn);
   write_all(client.get(), "tail");
   client.reset();
-  ASSERT_TRUE(guest->pump_until([&] {
-    return conn->peer_shutdown == (kVsockShutdownRcv | kVsockShutdownSend);
-  }));
+  ASSERT_TRUE(guest->pump_until(
+      [&] { return conn->peer_shutdown == (kVsockShutdownRcv | kVsockShutdownSend); }));
   EXPECT_EQ(conn->received.size(), 4u) << "pending data is drained before the SHUTDOWN";
   guest->rst(*conn);
   EXPECT_TRUE(guest->pump_until([&] { return device->connection_count() == 0; }));
@@ -403,14 +406,16 @@ TEST_F(VsockFixture, MalformedTxPacketsAreDroppedAndDeviceKeepsWorking) {
   h.op = kVsockOpRw;
   h.type = kVsockTypeStream;
   h.len = 70000;
-  GuestAddress hdr = testing::put_bytes(memory, allocator,
-                                        std::span<const uint8_t>(reinterpret_cast<uint8_t*>(&h), sizeof h));
-  tx.add_chain({testing::Buffer{hdr, sizeof h, false}, testing::Buffer{allocator.alloc(70000), 70000, false}});
+  GuestAddress hdr = testing::put_bytes(
+      memory, allocator, std::span<const uint8_t>(reinterpret_cast<uint8_t*>(&h), sizeof h));
+  tx.add_chain({testing::Buffer{hdr, sizeof h, false},
+                testing::Buffer{allocator.alloc(70000), 70000, false}});
   // len beyond the payload present.
   h.len = 100;
-  GuestAddress hdr2 = testing::put_bytes(memory, allocator,
-                                         std::span<const uint8_t>(reinterpret_cast<uint8_t*>(&h), sizeof h));
-  tx.add_chain({testing::Buffer{hdr2, sizeof h, false}, testing::Buffer{allocator.alloc(10), 10, false}});
+  GuestAddress hdr2 = testing::put_bytes(
+      memory, allocator, std::span<const uint8_t>(reinterpret_cast<uint8_t*>(&h), sizeof h));
+  tx.add_chain(
+      {testing::Buffer{hdr2, sizeof h, false}, testing::Buffer{allocator.alloc(10), 10, false}});
   // Writable TX buffer (wrong direction) and a loop.
   tx.add_chain({testing::Buffer{allocator.alloc(64), 64, true}});
   tx.write_descriptor(250, hdr.raw(), sizeof h, kDescFlagNext, 250);
@@ -421,6 +426,44 @@ TEST_F(VsockFixture, MalformedTxPacketsAreDroppedAndDeviceKeepsWorking) {
   // Still works.
   auto [client, conn] = host_connect(52);
   EXPECT_TRUE(conn);
+}
+
+TEST_F(VsockFixture, RxBufferTooSmallForAHeaderIsReturnedEmpty) {
+  // A guest that posts one RX buffer too small for a header.
+  guest.reset();
+  device.reset();
+  ::unlink(uds.c_str());
+  device = std::make_unique<VsockDevice>(VsockConfig{3, uds}, logger, metrics);
+  guest = std::make_unique<VsockGuest>(memory, allocator, *device, loop, 3, /*rx_buffers=*/0);
+  guest->activate(kFeatures);
+  auto& rx = guest->rx_queue();
+  uint16_t tiny = rx.add_chain({testing::Buffer{allocator.alloc(16), 16, true}});
+  VsockHeader h;  // for no connection: the device answers with a RST
+  h.src_port = 1;
+  h.dst_port = 2;
+  h.type = kVsockTypeStream;
+  h.op = kVsockOpRw;
+  guest->send_raw(h);
+  guest->kick_tx();
+  auto used = rx.next_used();
+  ASSERT_TRUE(used);
+  EXPECT_EQ(used->id, tiny);
+  EXPECT_EQ(used->len, 0u);
+  EXPECT_FALSE(device->needs_reset());
+  // The RST is still waiting for a proper buffer.
+  uint16_t good = rx.add_chain({testing::Buffer{allocator.alloc(4096), 4096, true}});
+  guest->kick_rx();
+  used = rx.next_used();
+  ASSERT_TRUE(used);
+  EXPECT_EQ(used->id, good);
+  EXPECT_EQ(used->len, sizeof(VsockHeader));
+}
+
+TEST_F(VsockFixture, BrokenTxRingStopsTheDevice) {
+  guest->tx_queue().publish(999);  // head beyond the 256-entry table
+  guest->kick_tx();
+  EXPECT_TRUE(device->needs_reset());
+  EXPECT_EQ(guest->interrupt.config_changes, 1);
 }
 
 TEST_F(VsockFixture, ResetClosesConnectionsAndKeepsListening) {
@@ -442,7 +485,8 @@ TEST_F(VsockFixture, ConnectionLimitRefusesThe1024th) {
   ::getrlimit(RLIMIT_NOFILE, &lim);
   if (lim.rlim_cur < 4096) {
     rlimit more{std::min<rlim_t>(4096, lim.rlim_max), lim.rlim_max};
-    if (more.rlim_cur < 4096 || ::setrlimit(RLIMIT_NOFILE, &more) < 0) GTEST_SKIP() << "needs 4096 fds";
+    if (more.rlim_cur < 4096 || ::setrlimit(RLIMIT_NOFILE, &more) < 0)
+      GTEST_SKIP() << "needs 4096 fds";
   }
   std::vector<common::UniqueFd> clients;
   for (size_t i = 0; i < kVsockMaxConnections; ++i) {
@@ -489,13 +533,15 @@ TEST_F(VsockFixture, ManyConnectionsTransferLargeStreamsBothWays) {
   while (!done() && std::chrono::steady_clock::now() < deadline) {
     for (int i = 0; i < kConns; ++i) {
       if (sent[i] < kBytes) {
-        ssize_t n = ::send(clients[i].get(), payload[i].data() + sent[i], kBytes - sent[i], MSG_DONTWAIT);
+        ssize_t n =
+            ::send(clients[i].get(), payload[i].data() + sent[i], kBytes - sent[i], MSG_DONTWAIT);
         if (n > 0) sent[i] += static_cast<size_t>(n);
       }
       auto got = guest->read(*conns[i]);
       guest_got[i].append(got.begin(), got.end());
       if (echoed[i] < guest_got[i].size()) {
-        echoed[i] += guest->write(*conns[i], reinterpret_cast<const uint8_t*>(guest_got[i].data()) + echoed[i],
+        echoed[i] += guest->write(*conns[i],
+                                  reinterpret_cast<const uint8_t*>(guest_got[i].data()) + echoed[i],
                                   guest_got[i].size() - echoed[i]);
       }
       char buf[65536];

@@ -8,8 +8,8 @@
 namespace ember::vmm::virtio::testing {
 
 VsockGuest::VsockGuest(const GuestMemory& memory, GuestAllocator& allocator, VirtioDevice& device,
-                       common::EventLoop& loop, uint64_t cid, uint32_t rx_buffers, uint32_t rx_buffer_size,
-                       uint32_t buf_alloc)
+                       common::EventLoop& loop, uint64_t cid, uint32_t rx_buffers,
+                       uint32_t rx_buffer_size, uint32_t buf_alloc)
     : memory_(memory),
       allocator_(allocator),
       device_(device),
@@ -27,12 +27,13 @@ VsockGuest::VsockGuest(const GuestMemory& memory, GuestAllocator& allocator, Vir
 
 void VsockGuest::activate(uint64_t features) {
   auto guard = device_.lock();
-  device_.activate(ActivationContext{memory_, {rx_.state(), tx_.state(), ev_.state()}, features, interrupt, loop_});
+  device_.activate(ActivationContext{
+      memory_, {rx_.state(), tx_.state(), ev_.state()}, features, interrupt, loop_});
 }
 
 void VsockGuest::post_rx_buffer(GuestAddress addr) {
-  uint16_t head =
-      rx_.add_chain({Buffer{addr, static_cast<uint32_t>(sizeof(VsockHeader) + rx_buffer_size_), true}});
+  uint16_t head = rx_.add_chain(
+      {Buffer{addr, static_cast<uint32_t>(sizeof(VsockHeader) + rx_buffer_size_), true}});
   rx_heads_[head] = addr;
 }
 
@@ -66,14 +67,16 @@ void VsockGuest::send_raw(VsockHeader header, const std::vector<uint8_t>& payloa
     reclaim_tx();
   }
   if (tx_free_.empty()) {
-    tx_free_.emplace_back(allocator_.alloc(sizeof(VsockHeader), 8), allocator_.alloc(kVsockMaxPayload, 8));
+    tx_free_.emplace_back(allocator_.alloc(sizeof(VsockHeader), 8),
+                          allocator_.alloc(kVsockMaxPayload, 8));
   }
   auto [hdr_addr, data_addr] = tx_free_.front();
   tx_free_.pop_front();
   memory_.write_obj(hdr_addr, header);
   std::vector<Buffer> chain{Buffer{hdr_addr, sizeof(VsockHeader), false}};
   if (!payload.empty()) {
-    if (payload.size() > kVsockMaxPayload) throw std::runtime_error("vsock test payload above 64 KiB");
+    if (payload.size() > kVsockMaxPayload)
+      throw std::runtime_error("vsock test payload above 64 KiB");
     memory_.write(data_addr, payload);
     chain.push_back(Buffer{data_addr, static_cast<uint32_t>(payload.size()), false});
   }
@@ -125,7 +128,8 @@ VsockGuest::Conn* VsockGuest::find(uint32_t guest_port, uint32_t host_port) {
   return it == conns_.end() ? nullptr : &it->second;
 }
 
-void VsockGuest::send_header(Conn& c, uint16_t op, uint32_t flags, const uint8_t* data, uint32_t len) {
+void VsockGuest::send_header(Conn& c, uint16_t op, uint32_t flags, const uint8_t* data,
+                             uint32_t len) {
   VsockHeader h;
   h.src_cid = cid_;
   h.dst_cid = kVsockHostCid;
@@ -230,7 +234,8 @@ std::vector<uint8_t> VsockGuest::read(Conn& c, size_t max) {
   // Linux (virtio_transport_stream_do_dequeue): update the peer once the
   // space it believes we have drops below one maximum packet.
   uint32_t free_space = buf_alloc_ - (c.fwd_cnt - c.last_fwd_cnt_sent);
-  if (auto_credit && n > 0 && c.established && free_space < kVsockMaxPayload) send_header(c, kVsockOpCreditUpdate);
+  if (auto_credit && n > 0 && c.established && free_space < kVsockMaxPayload)
+    send_header(c, kVsockOpCreditUpdate);
   return out;
 }
 
@@ -248,7 +253,8 @@ size_t VsockGuest::write_bulk(Conn& c, size_t len) {
     uint32_t n = static_cast<uint32_t>(std::min<size_t>({len - done, credit, kVsockMaxPayload}));
     if (n == 0) break;
     if (tx_free_.empty()) {
-      tx_free_.emplace_back(allocator_.alloc(sizeof(VsockHeader), 8), allocator_.alloc(kVsockMaxPayload, 8));
+      tx_free_.emplace_back(allocator_.alloc(sizeof(VsockHeader), 8),
+                            allocator_.alloc(kVsockMaxPayload, 8));
     }
     GuestAddress hdr_addr = tx_free_.front().first;
     GuestAddress data_addr = tx_free_.front().second;
@@ -266,7 +272,8 @@ size_t VsockGuest::write_bulk(Conn& c, size_t len) {
     c.last_fwd_cnt_sent = c.fwd_cnt;
     c.tx_cnt += n;
     memory_.write_obj(hdr_addr, h);
-    uint16_t head = tx_.add_chain({Buffer{hdr_addr, sizeof(VsockHeader), false}, Buffer{bulk_payload_, n, false}});
+    uint16_t head = tx_.add_chain(
+        {Buffer{hdr_addr, sizeof(VsockHeader), false}, Buffer{bulk_payload_, n, false}});
     tx_heads_[head] = {hdr_addr, data_addr};
     tx_pending_kick_ = true;
     done += n;

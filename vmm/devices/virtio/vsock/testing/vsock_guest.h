@@ -31,11 +31,11 @@ class VsockGuest {
     uint32_t guest_port = 0;
     uint32_t host_port = 0;
     bool established = false;
-    bool reset = false;               // RST received
-    uint32_t peer_shutdown = 0;       // SHUTDOWN flags received
-    std::deque<uint8_t> received;     // RW payload not read by the "application" yet
+    bool reset = false;            // RST received
+    uint32_t peer_shutdown = 0;    // SHUTDOWN flags received
+    std::deque<uint8_t> received;  // RW payload not read by the "application" yet
     uint64_t total_received = 0;
-    uint32_t fwd_cnt = 0;             // bytes the application consumed
+    uint32_t fwd_cnt = 0;  // bytes the application consumed
     uint32_t last_fwd_cnt_sent = 0;
     uint32_t tx_cnt = 0;
     uint32_t peer_buf_alloc = 0;
@@ -43,9 +43,9 @@ class VsockGuest {
   };
 
   // `rx_buffer_size`: payload bytes per RX buffer (Linux uses 4 KiB).
-  VsockGuest(const GuestMemory& memory, GuestAllocator& allocator, VirtioDevice& device, common::EventLoop& loop,
-             uint64_t cid = 3, uint32_t rx_buffers = 128, uint32_t rx_buffer_size = 4096,
-             uint32_t buf_alloc = 256 * 1024);
+  VsockGuest(const GuestMemory& memory, GuestAllocator& allocator, VirtioDevice& device,
+             common::EventLoop& loop, uint64_t cid = 3, uint32_t rx_buffers = 128,
+             uint32_t rx_buffer_size = 4096, uint32_t buf_alloc = 256 * 1024);
 
   // Activates the device with the three queues.
   void activate(uint64_t features);
@@ -93,7 +93,8 @@ class VsockGuest {
   void post_rx_buffer(GuestAddress addr);
   void reclaim_tx();
   void handle(const VsockPacket& p);
-  void send_header(Conn& c, uint16_t op, uint32_t flags = 0, const uint8_t* data = nullptr, uint32_t len = 0);
+  void send_header(Conn& c, uint16_t op, uint32_t flags = 0, const uint8_t* data = nullptr,
+                   uint32_t len = 0);
 
   const GuestMemory& memory_;
   GuestAllocator& allocator_;
@@ -105,7 +106,7 @@ class VsockGuest {
   DriverQueue rx_, tx_, ev_;
   std::map<uint16_t, GuestAddress> rx_heads_;
   std::map<uint16_t, std::pair<GuestAddress, GuestAddress>> tx_heads_;  // in flight, for reuse
-  std::deque<std::pair<GuestAddress, GuestAddress>> tx_free_;            // header + 64 KiB payload buffers
+  std::deque<std::pair<GuestAddress, GuestAddress>> tx_free_;  // header + 64 KiB payload buffers
   std::map<std::pair<uint32_t, uint32_t>, Conn> conns_;
   std::set<uint32_t> listening_;
   std::vector<Conn*> accepted_;
