@@ -30,9 +30,9 @@ die() { echo "quickstart: error: $*" >&2; exit 1; }
 step "Installing dependencies (deploy/install-deps.sh)"
 bash deploy/install-deps.sh
 
-step "Configuring and building the '$preset' preset"
+step "Configuring and building the '$preset' preset (the shim, the KVM self-check)"
 cmake --preset "$preset" >/dev/null
-cmake --build --preset "$preset"
+cmake --build --preset "$preset" --target containerd-shim-ember-v2 ember-kvm-check
 
 step "Building the guest image (kernel + initramfs with ember-agent and crun)"
 cmake --build --preset "$preset" --target guest-image

@@ -292,13 +292,11 @@ void ContainerManager::make_pumps(Container& c, Process& p, common::UniqueFd in,
     if (p.pending_stdin) p.stdin_pump->attach(std::move(p.pending_stdin));
   }
   if (out) {
-    p.stdout_pump = std::make_unique<OutputPump>(loop_, std::move(out), p.stdio.terminal,
-                                                 config_.timing, on_done);
+    p.stdout_pump = std::make_unique<OutputPump>(loop_, std::move(out), config_.timing, on_done);
     if (p.pending_stdout) p.stdout_pump->attach(std::move(p.pending_stdout));
   }
   if (err)
-    p.stderr_pump =
-        std::make_unique<OutputPump>(loop_, std::move(err), false, config_.timing, on_done);
+    p.stderr_pump = std::make_unique<OutputPump>(loop_, std::move(err), config_.timing, on_done);
 }
 
 void ContainerManager::receive_console(Container& c, Process& p) {

@@ -48,11 +48,10 @@ void FdWatch::set(uint32_t events) {
 
 // --- OutputPump -------------------------------------------------------------
 
-OutputPump::OutputPump(common::EventLoop& loop, common::UniqueFd source, bool is_pty, Timing timing,
+OutputPump::OutputPump(common::EventLoop& loop, common::UniqueFd source, Timing timing,
                        std::function<void()> on_done)
     : loop_(loop),
       source_(std::move(source)),
-      is_pty_(is_pty),
       timing_(timing),
       on_done_(std::move(on_done)),
       timer_(loop, [this] { on_timer(); }) {

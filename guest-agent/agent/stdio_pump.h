@@ -49,8 +49,9 @@ class OutputPump {
   };
 
   // `on_done` runs once, when the stream is closed (EOF delivered, peer gone,
-  // or given up). `is_pty`: EIO on read means EOF (the slave side closed).
-  OutputPump(common::EventLoop& loop, common::UniqueFd source, bool is_pty, Timing timing,
+  // or given up). A read error counts as EOF: on a pty master, EIO is how the
+  // kernel says every slave fd was closed.
+  OutputPump(common::EventLoop& loop, common::UniqueFd source, Timing timing,
              std::function<void()> on_done);
   ~OutputPump();
   OutputPump(const OutputPump&) = delete;
@@ -78,7 +79,6 @@ class OutputPump {
   common::EventLoop& loop_;
   common::UniqueFd source_;
   common::UniqueFd sink_;
-  bool is_pty_;
   Timing timing_;
   std::function<void()> on_done_;
   std::unique_ptr<FdWatch> source_watch_;

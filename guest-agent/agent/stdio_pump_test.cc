@@ -75,7 +75,7 @@ TEST(OutputPump, DeliversOutputThenEofWhenTheWritersClose) {
   Pipe pipe;
   SocketPair sock;
   bool done = false;
-  OutputPump pump(loop, std::move(pipe.read), false, fast(), [&] { done = true; });
+  OutputPump pump(loop, std::move(pipe.read), fast(), [&] { done = true; });
   ASSERT_EQ(::write(pipe.write.get(), "abc", 3), 3);
   pump.attach(std::move(sock.agent));
   std::string got;
@@ -97,7 +97,7 @@ TEST(OutputPump, UnattachedStreamIsGivenUpAfterTheExit) {
   common::EventLoop loop;
   Pipe pipe;
   bool done = false;
-  OutputPump pump(loop, std::move(pipe.read), false, fast(), [&] { done = true; });
+  OutputPump pump(loop, std::move(pipe.read), fast(), [&] { done = true; });
   ASSERT_EQ(::write(pipe.write.get(), "lost", 4), 4);
   loop.run_once(20);
   EXPECT_FALSE(done) << "no exit yet: the host may still come";
@@ -110,7 +110,7 @@ TEST(OutputPump, WritersOutlivingTheProcessDoNotHoldTheExitForever) {
   Pipe pipe;
   SocketPair sock;
   bool done = false;
-  OutputPump pump(loop, std::move(pipe.read), false, fast(), [&] { done = true; });
+  OutputPump pump(loop, std::move(pipe.read), fast(), [&] { done = true; });
   pump.attach(std::move(sock.agent));
   ASSERT_EQ(::write(pipe.write.get(), "last words", 10), 10);
   pump.process_exited();  // pipe.write stays open: a daemonised grandchild
@@ -125,7 +125,7 @@ TEST(OutputPump, SlowHostMeansBackPressureNotBuffering) {
   Pipe pipe;
   SocketPair sock;
   bool done = false;
-  OutputPump pump(loop, std::move(pipe.read), false, fast(), [&] { done = true; });
+  OutputPump pump(loop, std::move(pipe.read), fast(), [&] { done = true; });
   pump.attach(std::move(sock.agent));
   ASSERT_EQ(::fcntl(pipe.write.get(), F_SETFL, O_NONBLOCK), 0);
   // Fill while the host reads nothing: writes must start failing (EAGAIN)
@@ -162,7 +162,7 @@ TEST(OutputPump, HostGoneMeansOutputIsDiscardedNotBlocking) {
   Pipe pipe;
   SocketPair sock;
   bool done = false;
-  OutputPump pump(loop, std::move(pipe.read), false, fast(), [&] { done = true; });
+  OutputPump pump(loop, std::move(pipe.read), fast(), [&] { done = true; });
   pump.attach(std::move(sock.agent));
   sock.host.reset();
   std::string big(256 * 1024, 'x');

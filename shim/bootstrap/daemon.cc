@@ -120,7 +120,7 @@ int run_daemon(const ShimFlags& flags) {
     auto idle_since = std::chrono::steady_clock::now();
     while (!exit_signal.requested) {
       exit_signal.cv.wait_for(lock, std::chrono::seconds(5));
-      if (service.container_count() > 0) idle_since = std::chrono::steady_clock::now();
+      if (service.busy_count() > 0) idle_since = std::chrono::steady_clock::now();
       if (std::chrono::steady_clock::now() - idle_since > idle_limit) {
         exit_signal.requested = true;
         exit_signal.reason = "idle without containers";

@@ -168,3 +168,26 @@ TEST(RuntimeConfig, ResolvePrefersOptionsThenSystemFileThenDefaults) {
 
 }  // namespace
 }  // namespace ember::shim
+
+namespace ember::shim {
+namespace {
+
+TEST(RuntimeConfig, ShippedConfigParsesToTheDefaults) {
+  // deploy/config.toml lists every key at its default value.
+  RuntimeConfig shipped = load_runtime_config(std::string(EMBER_SOURCE_DIR) + "/deploy/config.toml");
+  RuntimeConfig defaults = default_runtime_config();
+  EXPECT_EQ(shipped.backend, defaults.backend);
+  EXPECT_EQ(shipped.kernel, defaults.kernel);
+  EXPECT_EQ(shipped.initrd, defaults.initrd);
+  EXPECT_EQ(shipped.vcpus, defaults.vcpus);
+  EXPECT_EQ(shipped.memory_mib, defaults.memory_mib);
+  EXPECT_EQ(shipped.spare_drive_slots, defaults.spare_drive_slots);
+  EXPECT_EQ(shipped.boot_timeout_ms, defaults.boot_timeout_ms);
+  EXPECT_EQ(shipped.accel, defaults.accel);
+  EXPECT_EQ(shipped.rootfs_slack_mib, defaults.rootfs_slack_mib);
+  EXPECT_EQ(shipped.log_level, defaults.log_level);
+  EXPECT_EQ(shipped.state_dir, defaults.state_dir);
+}
+
+}  // namespace
+}  // namespace ember::shim

@@ -90,6 +90,11 @@ size_t TaskService::container_count() const {
   return containers_.size();
 }
 
+size_t TaskService::busy_count() const {
+  std::lock_guard lock(mutex_);
+  return containers_.size() + creating_.size();
+}
+
 std::shared_ptr<TaskService::Container> TaskService::find_container(const std::string& id) {
   std::lock_guard lock(mutex_);
   auto it = containers_.find(id);
@@ -854,10 +859,10 @@ TaskService::Empty TaskService::Exec(Ctx&, const task::ExecProcessRequest& req) 
     if (c->init->exit_claimed) {
       throw StatusError(Code::kFailedPrecondition, "exec into " + req.id() + ": the container is not running");
     }
-    if (c->execs.count(exec_id)) {
+    if (c->execs.count(exec_id) || c->execs_creating.count(exec_id)) {
       throw StatusError(Code::kAlreadyExists, "exec " + exec_id + " of container " + req.id() + " already exists");
     }
-    c->execs[exec_id] = nullptr;  // reserved
+    c->execs_creating.insert(exec_id);
   }
   try {
     try {
@@ -897,11 +902,12 @@ TaskService::Empty TaskService::Exec(Ctx&, const task::ExecProcessRequest& req) 
     p->pid = 0;
   } catch (...) {
     std::lock_guard lock(mutex_);
-    c->execs.erase(exec_id);
+    c->execs_creating.erase(exec_id);
     throw;
   }
   {
     std::lock_guard lock(mutex_);
+    c->execs_creating.erase(exec_id);
     c->execs[exec_id] = p;
   }
   events::TaskExecAdded event;
@@ -1097,8 +1103,7 @@ void TaskService::shutdown() {
     std::vector<std::shared_ptr<Process>> procs{c->init};
     {
       std::lock_guard lock(mutex_);
-      for (auto& [eid, e] : c->execs)
-        if (e) procs.push_back(e);
+      for (auto& [eid, e] : c->execs) procs.push_back(e);
     }
     for (auto& p : procs) {
       if (p->io) p->io->abort();

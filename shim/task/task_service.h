@@ -86,6 +86,8 @@ class TaskService : public containerd::task::v2::TaskService {
   // Stops the VM and every thread (the daemon is exiting). Idempotent.
   void shutdown();
   size_t container_count() const;
+  // Containers plus creations in progress.
+  size_t busy_count() const;
 
  private:
   enum class StartPhase { kNotStarted, kStarting, kStarted };
@@ -115,6 +117,7 @@ class TaskService : public containerd::task::v2::TaskService {
     std::optional<size_t> slot;
     std::shared_ptr<Process> init;
     std::map<std::string, std::shared_ptr<Process>> execs;  // guarded by mutex_
+    std::set<std::string> execs_creating;                  // guarded by mutex_
     bool oom_published = false;                            // guarded by mutex_
   };
 

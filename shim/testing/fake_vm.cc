@@ -250,12 +250,15 @@ void FakeAgent::run(ProcPtr p) {
     std::unique_lock lock(mutex_);
     int sig = p->signal;
     lock.unlock();
+    if (stopping_.load()) return;
     finish(p, sig ? 128 + static_cast<uint32_t>(sig) : 0, false);
   } else if (cmd == "sleep") {
     std::unique_lock lock(mutex_);
     changed_.wait(lock, [&] { return p->signal != 0 || stopping_.load(); });
     int sig = p->signal;
     lock.unlock();
+    // A guest that vanished reports nothing.
+    if (sig == 0) return;
     finish(p, 128 + static_cast<uint32_t>(sig), false);
   } else if (cmd == "oom") {
     {

@@ -7,7 +7,7 @@
 #
 # usage: build-rootfs.sh OUT
 # Takes well under a second; rebuilds only when busybox or this script
-# changed (OUT/.stamp).
+# changed (OUT/.stamp). Concurrent runs serialise on OUT/.lock.
 set -euo pipefail
 
 out=${1:?usage: build-rootfs.sh OUT}
@@ -20,12 +20,16 @@ file -L "$busybox" 2>/dev/null | grep -q "statically linked" ||
   die "$busybox is not statically linked (install busybox-static)"
 command -v mkfs.ext4 >/dev/null || die "mkfs.ext4 not found (apt-get install e2fsprogs)"
 
+mkdir -p "$out"
+# Test binaries may call this concurrently: one builds, the others wait.
+exec 9>"$out/.lock"
+flock 9
+
 stamp="$(sha256sum "$busybox" "$0" | sha256sum | cut -c1-16)"
 if [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$stamp" ] && [ -f "$out/rootfs.ext4" ]; then
   exit 0
 fi
 
-mkdir -p "$out"
 tmp=$(mktemp -d "$out/.build.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 root=$tmp/rootfs

@@ -2,6 +2,7 @@
 // with `ctr`: every container runs in a microVM (QEMU microvm + ember's
 // devices over vhost-user here; the ember backend where KVM runs Linux).
 // After every test nothing of ember may be left behind (expect_clean).
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/utsname.h>
@@ -11,11 +12,14 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <sstream>
 #include <thread>
 
 #include "tests/e2e/containerd_fixture.h"
 #include "tests/harness/qemu_guest.h"
 #include "tests/harness/require.h"
+#include "vmm/common/child_process.h"
+#include "vmm/common/unique_fd.h"
 
 namespace ember::testing {
 namespace {
@@ -55,7 +59,10 @@ class ContainerdShimTest : public ::testing::Test {
   }
   void TearDown() override {
     if (!ctrd_) return;
-    if (!HasFailure()) ctrd_->expect_clean(ids_);
+    // Whatever the test left through ctr goes the normal way first; what the
+    // shim leaves after that is a leak.
+    ctrd_->remove_all_containers();
+    ctrd_->expect_clean(ids_);
     ctrd_.reset();
   }
 
@@ -105,6 +112,40 @@ TEST_F(ContainerdShimTest, CtrRunPrintsOutputFromInsideTheMicroVm) {
   EXPECT_EQ(m[1].str().rfind("6.1.", 0), 0u) << m[1].str();
 }
 
+TEST_F(ContainerdShimTest, TaskEventsReachSubscribersInOrder) {
+  // `ctr events` decodes every envelope: a type URL containerd's registry does
+  // not know would show up as an unmarshal error instead of the event.
+  fs::path events_log = ctrd_->dir() / "events.log";
+  common::UniqueFd out(::open(events_log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  common::SpawnOptions options;
+  options.argv = {"ctr", "--address", ctrd_->address(), "events"};
+  options.stdout_fd = out.get();
+  options.stderr_fd = out.get();
+  auto subscriber = common::ChildProcess::spawn(options);
+  std::this_thread::sleep_for(300ms);
+  auto r = run("evented", {"sh", "-c", "exit 3"});
+  EXPECT_EQ(exit_code(r), 3) << r.output << ctrd_->describe();
+  std::this_thread::sleep_for(1s);
+  subscriber.kill(SIGTERM);
+  subscriber.wait();
+  std::ifstream in(events_log);
+  std::stringstream text;
+  text << in.rdbuf();
+  std::vector<std::string> topics;
+  std::istringstream lines(text.str());
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.find("\"evented\"") == std::string::npos) continue;
+    for (const char* t : {"/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete"}) {
+      if (line.find(std::string(" ") + t + " ") != std::string::npos) topics.push_back(t);
+    }
+  }
+  EXPECT_EQ(topics, (std::vector<std::string>{"/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete"}))
+      << text.str();
+  EXPECT_EQ(text.str().find("unmarshal"), std::string::npos) << text.str();
+  EXPECT_NE(text.str().find("\"exit_status\":3"), std::string::npos) << text.str();
+}
+
 TEST_F(ContainerdShimTest, CtrRunPropagatesTheExitCode) {
   auto r = run("exit7", {"sh", "-c", "echo about to fail; exit 7"});
   EXPECT_EQ(exit_code(r), 7) << r.output << ctrd_->describe();
@@ -121,6 +162,36 @@ TEST_F(ContainerdShimTest, CtrRunStdinRoundTrips) {
   ASSERT_EQ(exit_code(r), 0) << r.output << ctrd_->describe();
   EXPECT_NE(r.output.find("got: line one\n"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("got: line two\n"), std::string::npos) << r.output;
+}
+
+TEST_F(ContainerdShimTest, LogUriFileCollectsStdoutAndStderr) {
+  fs::path log_file = ctrd_->dir() / "logs" / "logged.log";
+  auto r = run("logged", {"sh", "-c", "echo to stdout; echo to stderr >&2"},
+               {"--rm", "--log-uri", "file://" + log_file.string()});
+  ASSERT_EQ(exit_code(r), 0) << r.output << ctrd_->describe();
+  std::ifstream in(log_file);
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_NE(text.str().find("to stdout\n"), std::string::npos) << text.str();
+  EXPECT_NE(text.str().find("to stderr\n"), std::string::npos) << text.str();
+}
+
+TEST_F(ContainerdShimTest, CtrRunWithAPlainRootfsDirectory) {
+  // `ctr run --rootfs DIR`: containerd passes no mounts, config.json's root.path names the tree.
+  // No image config either: no PATH, so the command is absolute.
+  fs::path out = ctrd_->dir() / "plain";
+  auto built = run_command({"bash", (fs::path(EMBER_SOURCE_DIR) / "tests/agent-rootfs/build-rootfs.sh").string(),
+                            out.string()});
+  ASSERT_TRUE(built.ok()) << built.output;
+  std::ofstream(out / "rootfs" / "marker") << "from a plain directory\n";
+  ids_.push_back("plainroot");
+  std::vector<std::string> args = {"run", "--rm"};
+  auto ember = ctrd_->ember_run_args();
+  args.insert(args.end(), ember.begin(), ember.end());
+  args.insert(args.end(), {"--rootfs", (out / "rootfs").string(), "plainroot", "/bin/cat", "/marker"});
+  auto r = ctrd_->ctr(args);
+  ASSERT_EQ(exit_code(r), 0) << r.output << ctrd_->describe();
+  EXPECT_NE(r.output.find("from a plain directory"), std::string::npos) << r.output;
 }
 
 TEST_F(ContainerdShimTest, CtrRunWithATerminal) {
@@ -227,6 +298,25 @@ TEST_F(ContainerdShimTest, KilledShimIsCleanedUpByDelete) {
   for (int i = 0; i < 100 && !ctrd_->qemu_pids().empty(); ++i) std::this_thread::sleep_for(100ms);
   EXPECT_TRUE(ctrd_->qemu_pids().empty()) << "the VM of the dead shim is gone";
   cleanup("victim");
+}
+
+TEST_F(ContainerdShimTest, VmmDeathEndsEveryTaskOfTheVm) {
+  const std::string pod = "--annotation=io.kubernetes.cri.sandbox-id=crashpod";
+  ASSERT_EQ(exit_code(run("crashpod", {"sleep", "600"}, {"-d", pod})), 0) << ctrd_->describe();
+  ASSERT_EQ(exit_code(run("crashapp", {"sleep", "600"}, {"-d", pod})), 0) << ctrd_->describe();
+  auto vmm = ctrd_->qemu_pids();
+  ASSERT_EQ(vmm.size(), 1u);
+  ::kill(vmm[0], SIGKILL);
+  for (int i = 0; i < 300 && (task_status("crashpod") != "STOPPED" || task_status("crashapp") != "STOPPED"); ++i) {
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_EQ(task_status("crashpod"), "STOPPED") << ctrd_->describe();
+  EXPECT_EQ(task_status("crashapp"), "STOPPED") << ctrd_->describe();
+  auto rm = ctrd_->ctr({"tasks", "rm", "crashapp"});
+  EXPECT_TRUE(rm.ok()) << rm.output;
+  EXPECT_NE(rm.output.find("exit code 255"), std::string::npos) << rm.output;
+  cleanup("crashapp");
+  cleanup("crashpod");
 }
 
 TEST_F(ContainerdShimTest, MissingKernelIsAClearErrorAtCreate) {

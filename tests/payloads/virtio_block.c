@@ -7,11 +7,11 @@
  *
  * Per device <i>, one line each:
  *   blk<i> capacity=<sectors> seg_max=<n> ro=<0|1> flush=<0|1> features=0x<acked>
- *   blk<i> read sector=0 count=16 status=<s> fnv=<hash>        (two 4 KiB descriptors)
- *   blk<i> read sector=<last> count=1 status=<s> fnv=<hash>
+ *   blk<i> read sector=0 count=16 status=<s> hash=<hash>        (two 4 KiB descriptors)
+ *   blk<i> read sector=<last> count=1 status=<s> hash=<hash>
  *   blk<i> read-past-end status=<s>                            (expects IOERR)
- *   blk<i> write sector=4 count=4 status=<s> fnv=<hash of what was sent>
- *   blk<i> readback sector=4 count=4 status=<s> fnv=<hash>
+ *   blk<i> write sector=4 count=4 status=<s> hash=<hash of what was sent>
+ *   blk<i> readback sector=4 count=4 status=<s> hash=<hash>
  *   blk<i> flush status=<s>                                    (when FLUSH was negotiated)
  *   blk<i> get-id status=<s> used=<len> id=[<text>]
  *   blk<i> unsupported status=<s>                              (expects UNSUPP) */
@@ -25,30 +25,32 @@ static struct virtio_blk blk;
 
 static void exercise(unsigned i, uint64_t seed) {
   if (blk_init(&blk, i) != 0) payload_fail("virtio-blk: initialisation failed");
-  pl_printf("blk%u capacity=%lu seg_max=%u ro=%d flush=%d features=0x%lx\n", i, blk.capacity, blk.seg_max,
-            blk.read_only, blk.flush, blk.dev.features);
+  pl_printf("blk%u capacity=%lu seg_max=%u ro=%d flush=%d features=0x%lx\n", i, blk.capacity,
+            blk.seg_max, blk.read_only, blk.flush, blk.dev.features);
   PAYLOAD_CHECK(blk.capacity >= 16);
 
-  memset(buf, 0xa5, sizeof buf);
+  fast_fill(buf, 0xa5, sizeof buf);
   int s = blk_read(&blk, 0, buf, sizeof buf);
-  pl_printf("blk%u read sector=0 count=16 status=%d fnv=%lx\n", i, s, fnv1a(FNV_OFFSET, buf, sizeof buf));
+  pl_printf("blk%u read sector=0 count=16 status=%d hash=%lx\n", i, s, hash64_of(buf, sizeof buf));
 
   uint64_t last = blk.capacity - 1;
-  memset(buf, 0xa5, VIRTIO_BLK_SECTOR);
+  fast_fill(buf, 0xa5, VIRTIO_BLK_SECTOR);
   s = blk_read(&blk, last, buf, VIRTIO_BLK_SECTOR);
-  pl_printf("blk%u read sector=%lu count=1 status=%d fnv=%lx\n", i, last, s,
-            fnv1a(FNV_OFFSET, buf, VIRTIO_BLK_SECTOR));
+  pl_printf("blk%u read sector=%lu count=1 status=%d hash=%lx\n", i, last, s,
+            hash64_of(buf, VIRTIO_BLK_SECTOR));
 
   s = blk_read(&blk, last, buf, 2 * VIRTIO_BLK_SECTOR);
   pl_printf("blk%u read-past-end status=%d\n", i, s);
 
   fill_pattern(seed + i, pattern, sizeof pattern);
   s = blk_write(&blk, 4, pattern, sizeof pattern);
-  pl_printf("blk%u write sector=4 count=4 status=%d fnv=%lx\n", i, s, fnv1a(FNV_OFFSET, pattern, sizeof pattern));
+  pl_printf("blk%u write sector=4 count=4 status=%d hash=%lx\n", i, s,
+            hash64_of(pattern, sizeof pattern));
 
-  memset(buf, 0xa5, sizeof pattern);
+  fast_fill(buf, 0xa5, sizeof pattern);
   s = blk_read(&blk, 4, buf, sizeof pattern);
-  pl_printf("blk%u readback sector=4 count=4 status=%d fnv=%lx\n", i, s, fnv1a(FNV_OFFSET, buf, sizeof pattern));
+  pl_printf("blk%u readback sector=4 count=4 status=%d hash=%lx\n", i, s,
+            hash64_of(buf, sizeof pattern));
 
   if (blk.flush) pl_printf("blk%u flush status=%d\n", i, blk_flush(&blk));
 

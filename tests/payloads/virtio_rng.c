@@ -51,7 +51,8 @@ void payload_main(void) {
     }
     if (large[i] == 0) ++zeros;
   }
-  pl_printf("rng large status=%d len=%ld distinct=%u zeros=%u\n", used < 0 ? -1 : 0, used, distinct, zeros);
+  pl_printf("rng large status=%d len=%ld distinct=%u zeros=%u\n", used < 0 ? -1 : 0, used, distinct,
+            zeros);
   pl_printf("rng interrupt_status=0x%x\n", virtio_ack_interrupt(&dev));
   virtio_reset(&dev);
   payload_pass();

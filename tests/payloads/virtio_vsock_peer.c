@@ -12,12 +12,12 @@
  * Lines for the host test:
  *   vsock guest_cid=<cid> features=0x<acked>
  *   vsock connect port=<p> result=<0 ok|-1 RST|-2 no answer> local_port=<p>
- *   vsock sent bytes=<n> fnv=<hash> status=<0|-1>
- *   vsock received bytes=<n> fnv=<hash> end=<0 eof|-1 timeout>
+ *   vsock sent bytes=<n> hash=<hash> status=<0|-1>
+ *   vsock received bytes=<n> hash=<hash> end=<0 eof|-1 timeout>
  *   vsock connect closed=<how, see vsock_close>
  *   vsock listening port=<p>
  *   vsock accepted port=<p> peer_port=<host side port>
- *   vsock echo bytes=<n> fnv=<hash> end=<0|-1> send_status=<0|-1>
+ *   vsock echo bytes=<n> hash=<hash> end=<0|-1> send_status=<0|-1>
  *   vsock echo closed=<how> */
 #include "payload.h"
 #include "virtio_vsock.h"
@@ -45,16 +45,18 @@ static void connect_and_exchange(uint32_t port, uint64_t seed, uint32_t send_byt
   fill_pattern(seed, stream, send_bytes);
   int status = vsock_send(&vs, c, stream, send_bytes);
   vsock_shutdown_send(&vs, c);
-  pl_printf("vsock sent bytes=%u fnv=%lx status=%d\n", send_bytes, fnv1a(FNV_OFFSET, stream, send_bytes), status);
+  pl_printf("vsock sent bytes=%u hash=%lx status=%d\n", send_bytes, hash64_of(stream, send_bytes),
+            status);
 
-  uint64_t hash = FNV_OFFSET;
+  struct hash64 hash;
+  hash64_init(&hash);
   uint32_t total = 0;
   int64_t n;
   while ((n = vsock_recv(&vs, c, chunk, sizeof chunk)) > 0) {
-    hash = fnv1a(hash, chunk, (size_t)n);
+    hash64_update(&hash, chunk, (size_t)n);
     total += (uint32_t)n;
   }
-  pl_printf("vsock received bytes=%u fnv=%lx end=%ld\n", total, hash, n);
+  pl_printf("vsock received bytes=%u hash=%lx end=%ld\n", total, hash64_final(&hash), n);
   pl_printf("vsock connect closed=%d\n", vsock_close(&vs, c));
 }
 
@@ -63,16 +65,18 @@ static void listen_and_echo(uint32_t port) {
   pl_printf("vsock listening port=%u\n", port);
   if (vsock_accept(&vs, c) != 0) payload_fail("vsock: no host connection arrived");
   pl_printf("vsock accepted port=%u peer_port=%u\n", c->local_port, c->peer_port);
-  uint64_t hash = FNV_OFFSET;
+  struct hash64 hash;
+  hash64_init(&hash);
   uint32_t total = 0;
   int send_status = 0;
   int64_t n;
   while ((n = vsock_recv(&vs, c, chunk, sizeof chunk)) > 0) {
-    hash = fnv1a(hash, chunk, (size_t)n);
+    hash64_update(&hash, chunk, (size_t)n);
     total += (uint32_t)n;
     if ((send_status = vsock_send(&vs, c, chunk, (uint32_t)n)) != 0) break;
   }
-  pl_printf("vsock echo bytes=%u fnv=%lx end=%ld send_status=%d\n", total, hash, n, send_status);
+  pl_printf("vsock echo bytes=%u hash=%lx end=%ld send_status=%d\n", total, hash64_final(&hash), n,
+            send_status);
   pl_printf("vsock echo closed=%d\n", vsock_close(&vs, c));
 }
 
@@ -89,8 +93,10 @@ void payload_main(void) {
   if (refused) connect_refused(refused);
   if (connect_port) connect_and_exchange(connect_port, seed, send_bytes);
   if (listen_port) listen_and_echo(listen_port);
-  pl_printf("vsock stats rx_packets=%u tx_packets=%u rsts_sent=%u strays=%u events=%u credit_updates=%u\n",
-            vs.rx_packets, vs.tx_packets, vs.rsts_sent, vs.strays, vs.events, vs.credit_updates_sent);
+  pl_printf(
+      "vsock stats rx_packets=%u tx_packets=%u rsts_sent=%u strays=%u events=%u "
+      "credit_updates=%u\n",
+      vs.rx_packets, vs.tx_packets, vs.rsts_sent, vs.strays, vs.events, vs.credit_updates_sent);
   virtio_reset(&vs.dev);
   payload_pass();
 }

@@ -13,7 +13,7 @@ void* virtio_alloc(size_t size, size_t align) {
   size_t at = (pool_used + align - 1) & ~(align - 1);
   if (at > POOL_SIZE || size > POOL_SIZE - at) payload_fail("virtio_alloc: pool exhausted");
   pool_used = at + size;
-  memset(pool + at, 0, size);
+  fast_fill(pool + at, 0, size);
   return pool + at;
 }
 
@@ -56,25 +56,79 @@ uint64_t pl_cmdline_u64(const char* key, uint64_t fallback) {
   return fallback;
 }
 
-uint64_t fnv1a(uint64_t hash, const void* data, size_t len) {
+typedef uint64_t unaligned_u64 __attribute__((aligned(1), may_alias));
+
+void fast_copy(void* dst, const void* src, size_t len) {
+  size_t words = len / 8, rest = len % 8;
+  __asm__ volatile("rep movsq" : "+D"(dst), "+S"(src), "+c"(words)::"memory");
+  __asm__ volatile("rep movsb" : "+D"(dst), "+S"(src), "+c"(rest)::"memory");
+}
+
+void fast_fill(void* dst, uint8_t value, size_t len) {
+  size_t words = len / 8, rest = len % 8;
+  uint64_t v = value * 0x0101010101010101ULL;
+  __asm__ volatile("rep stosq" : "+D"(dst), "+c"(words) : "a"(v) : "memory");
+  __asm__ volatile("rep stosb" : "+D"(dst), "+c"(rest) : "a"(v) : "memory");
+}
+
+static uint64_t mix(uint64_t h, uint64_t w) {
+  h ^= w;
+  h *= 0x100000001b3ULL;
+  return h ^ (h >> 29);
+}
+
+void hash64_init(struct hash64* s) {
+  s->h = 0xcbf29ce484222325ULL;
+  s->pending = 0;
+  s->npending = 0;
+  s->total = 0;
+}
+
+void hash64_update(struct hash64* s, const void* data, size_t len) {
   const uint8_t* b = data;
-  for (size_t i = 0; i < len; ++i) {
-    hash ^= b[i];
-    hash *= 0x100000001b3ULL;
+  s->total += len;
+  while (s->npending && len) {
+    s->pending |= (uint64_t)*b++ << (8 * s->npending);
+    --len;
+    if (++s->npending == 8) {
+      s->h = mix(s->h, s->pending);
+      s->pending = 0;
+      s->npending = 0;
+    }
   }
-  return hash;
+  uint64_t h = s->h;
+  for (; len >= 8; len -= 8, b += 8) h = mix(h, *(const unaligned_u64*)b);
+  s->h = h;
+  for (; len; --len) s->pending |= (uint64_t)*b++ << (8 * s->npending++);
+}
+
+uint64_t hash64_final(const struct hash64* s) {
+  uint64_t h = s->h;
+  if (s->npending) h = mix(h, s->pending);
+  return mix(h, s->total);
+}
+
+uint64_t hash64_of(const void* data, size_t len) {
+  struct hash64 s;
+  hash64_init(&s);
+  hash64_update(&s, data, len);
+  return hash64_final(&s);
 }
 
 void fill_pattern(uint64_t seed, void* data, size_t len) {
   uint8_t* b = data;
   uint64_t x = seed ? seed : 0x9e3779b97f4a7c15ULL;
-  for (size_t i = 0; i < len; ++i) {
-    if (i % 8 == 0) {
-      x ^= x << 13;
-      x ^= x >> 7;
-      x ^= x << 17;
-    }
-    b[i] = (uint8_t)(x >> (8 * (i % 8)));
+  for (; len >= 8; len -= 8, b += 8) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *(unaligned_u64*)b = x;
+  }
+  if (len) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    for (size_t i = 0; i < len; ++i) b[i] = (uint8_t)(x >> (8 * i));
   }
 }
 
@@ -116,14 +170,16 @@ int virtio_find(uint32_t device_id, unsigned nth, struct virtio_dev* dev) {
   uint32_t magic = mmio_read32(dev->base + VIRTIO_MMIO_MAGIC);
   uint32_t version = mmio_read32(dev->base + VIRTIO_MMIO_VERSION);
   if (magic != VIRTIO_MMIO_MAGIC_VALUE || version != 2) {
-    pl_printf("virtio at 0x%lx: magic=0x%x version=%u, expected a modern device\n", dev->base, magic,
-              version);
+    pl_printf("virtio at 0x%lx: magic=0x%x version=%u, expected a modern device\n", dev->base,
+              magic, version);
     return -1;
   }
   return 0;
 }
 
-uint32_t virtio_status(const struct virtio_dev* dev) { return mmio_read32(dev->base + VIRTIO_MMIO_STATUS); }
+uint32_t virtio_status(const struct virtio_dev* dev) {
+  return mmio_read32(dev->base + VIRTIO_MMIO_STATUS);
+}
 
 static void set_status(struct virtio_dev* dev, uint32_t bits) {
   mmio_write32(dev->base + VIRTIO_MMIO_STATUS, virtio_status(dev) | bits);
@@ -131,9 +187,9 @@ static void set_status(struct virtio_dev* dev, uint32_t bits) {
 
 void virtio_reset(struct virtio_dev* dev) {
   mmio_write32(dev->base + VIRTIO_MMIO_STATUS, 0);
-  /* §4.2.3.1: the driver waits for Status to read 0 after writing it. */
-  for (uint64_t spins = 0; virtio_status(dev) != 0; ++spins) {
-    if (spins > VIRTIO_SPIN_LIMIT) payload_fail("virtio reset: status never read back 0");
+  /* §2.4: after writing 0 the driver waits for the status to read 0. */
+  for (uint64_t deadline = virtio_deadline(); virtio_status(dev) != 0;) {
+    if (virtio_expired(deadline)) payload_fail("virtio reset: status never read back 0");
     cpu_relax();
   }
 }
@@ -252,7 +308,8 @@ int virtq_add(struct virtq* q, const struct virtq_buf* bufs, unsigned n) {
     struct virtq_desc* d = &q->desc[idx];
     d->addr = (uint64_t)bufs[i].addr;
     d->len = bufs[i].len;
-    d->flags = (uint16_t)((bufs[i].write ? VIRTQ_DESC_F_WRITE : 0) | (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0));
+    d->flags =
+        (uint16_t)((bufs[i].write ? VIRTQ_DESC_F_WRITE : 0) | (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0));
     if (bufs[i].write) writable += bufs[i].len;
     /* The free list is linked through `next`, so it already names the
      * chain's next descriptor. */
@@ -288,7 +345,8 @@ int virtq_get(struct virtq* q, uint32_t* len) {
     payload_fail("device moved the used index by more than the queue size");
   }
   barrier();
-  const volatile struct virtq_used_elem* ring = (const volatile struct virtq_used_elem*)(q->used + 2);
+  const volatile struct virtq_used_elem* ring =
+      (const volatile struct virtq_used_elem*)(q->used + 2);
   const volatile struct virtq_used_elem* e = &ring[q->last_used % q->size];
   uint32_t id = e->id, used_len = e->len;
   if (id >= q->size || !q->in_flight[id]) {
@@ -296,8 +354,8 @@ int virtq_get(struct virtq* q, uint32_t* len) {
     payload_fail("device used a descriptor the driver did not post");
   }
   if (used_len > q->posted_len[id]) {
-    pl_printf("virtq %u: used len %u for head %u exceeds the %u writable bytes\n", q->index, used_len, id,
-              q->posted_len[id]);
+    pl_printf("virtq %u: used len %u for head %u exceeds the %u writable bytes\n", q->index,
+              used_len, id, q->posted_len[id]);
     payload_fail("device claims to have written more than the buffer holds");
   }
   q->in_flight[id] = 0;
@@ -319,12 +377,13 @@ int64_t virtq_exchange(struct virtq* q, const struct virtq_buf* bufs, unsigned n
   int head = virtq_add(q, bufs, n);
   if (head < 0) return -1;
   virtq_kick(q);
-  for (uint64_t spins = 0; spins < VIRTIO_SPIN_LIMIT; ++spins) {
+  for (uint64_t deadline = virtio_deadline(); !virtio_expired(deadline);) {
     uint32_t len;
     int got = virtq_get(q, &len);
     if (got == head) return len;
     if (got >= 0) {
-      pl_printf("virtq %u: used head %u while waiting for %u\n", q->index, (unsigned)got, (unsigned)head);
+      pl_printf("virtq %u: used head %u while waiting for %u\n", q->index, (unsigned)got,
+                (unsigned)head);
       return -1;
     }
     cpu_relax();

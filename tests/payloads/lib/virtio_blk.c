@@ -7,7 +7,8 @@
 int blk_init(struct virtio_blk* b, unsigned nth) {
   memset(b, 0, sizeof *b);
   if (virtio_find(VIRTIO_ID_BLOCK, nth, &b->dev) != 0) return -1;
-  if (virtio_init(&b->dev, VIRTIO_BLK_F_RO | VIRTIO_BLK_F_FLUSH | VIRTIO_BLK_F_SEG_MAX) != 0) return -1;
+  if (virtio_init(&b->dev, VIRTIO_BLK_F_RO | VIRTIO_BLK_F_FLUSH | VIRTIO_BLK_F_SEG_MAX) != 0)
+    return -1;
   if (virtq_setup(&b->dev, &b->q, 0, BLK_QUEUE_SIZE) != 0) return -1;
   virtio_driver_ok(&b->dev);
   /* §5.2.4: capacity (le64) at 0, size_max (le32) at 8, seg_max (le32) at 12. */

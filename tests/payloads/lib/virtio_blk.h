@@ -28,9 +28,9 @@ struct virtio_blk {
   struct virtq q;
   uint64_t capacity; /* in 512-byte sectors */
   uint32_t seg_max;
-  int read_only;     /* VIRTIO_BLK_F_RO negotiated */
-  int flush;         /* VIRTIO_BLK_F_FLUSH negotiated */
-  uint8_t* header;   /* 16 bytes */
+  int read_only;   /* VIRTIO_BLK_F_RO negotiated */
+  int flush;       /* VIRTIO_BLK_F_FLUSH negotiated */
+  uint8_t* header; /* 16 bytes */
   volatile uint8_t* status;
 };
 
@@ -52,6 +52,8 @@ static inline int blk_read(struct virtio_blk* b, uint64_t sector, void* data, ui
 static inline int blk_write(struct virtio_blk* b, uint64_t sector, void* data, uint32_t len) {
   return blk_request(b, VIRTIO_BLK_T_OUT, sector, data, len, 0);
 }
-static inline int blk_flush(struct virtio_blk* b) { return blk_request(b, VIRTIO_BLK_T_FLUSH, 0, 0, 0, 0); }
+static inline int blk_flush(struct virtio_blk* b) {
+  return blk_request(b, VIRTIO_BLK_T_FLUSH, 0, 0, 0, 0);
+}
 
 #endif

@@ -32,7 +32,7 @@ int vsock_init(struct vsock* v) {
       virtq_setup(&v->dev, &v->ev, EVENT_QUEUE, VSOCK_EVENTS) != 0) {
     return -1;
   }
-  /* §5.10.6.1: fill the rx and event queues before DRIVER_OK's kick. */
+  /* §5.10.5 device initialisation: buffers on the event and rx queues. */
   for (int i = 0; i < VSOCK_QUEUE_SIZE; ++i) post_rx(v, virtio_alloc(VSOCK_RX_BUF_SIZE, 4096));
   for (int i = 0; i < VSOCK_EVENTS; ++i) post_event(v, virtio_alloc(4, 4));
   v->tx_hdr = virtio_alloc(HDR_SIZE, 64);
@@ -50,12 +50,13 @@ int vsock_init(struct vsock* v) {
 static void send_packet(struct vsock* v, const struct vsock_hdr* h, const void* data) {
   memcpy(v->tx_hdr, h, HDR_SIZE);
   struct virtq_buf bufs[2] = {{v->tx_hdr, HDR_SIZE, 0}, {(void*)data, h->len, 0}};
-  if (virtq_exchange(&v->tx, bufs, h->len ? 2 : 1) < 0) payload_fail("vsock: the device did not take a tx packet");
+  if (virtq_exchange(&v->tx, bufs, h->len ? 2 : 1) < 0)
+    payload_fail("vsock: the device did not take a tx packet");
   ++v->tx_packets;
 }
 
-static void conn_send(struct vsock* v, struct vsock_conn* c, uint16_t op, uint32_t flags, const void* data,
-                      uint32_t len) {
+static void conn_send(struct vsock* v, struct vsock_conn* c, uint16_t op, uint32_t flags,
+                      const void* data, uint32_t len) {
   struct vsock_hdr h;
   memset(&h, 0, sizeof h);
   h.src_cid = v->guest_cid;
@@ -120,10 +121,28 @@ static struct vsock_conn* new_conn(struct vsock* v) {
   payload_fail("vsock: out of connections");
 }
 
+/* The connection buffer is a ring indexed by the free-running counters:
+ * rx_cnt is where received bytes go, fwd_cnt where the application reads. */
+static void ring_copy_in(struct vsock_conn* c, const uint8_t* src, uint32_t len) {
+  uint32_t at = c->rx_cnt % VSOCK_CONN_BUF, first = VSOCK_CONN_BUF - at;
+  if (first > len) first = len;
+  fast_copy(c->buf + at, src, first);
+  fast_copy(c->buf, src + first, len - first);
+  c->rx_cnt += len;
+}
+
+static void ring_copy_out(struct vsock_conn* c, uint8_t* dst, uint32_t len) {
+  uint32_t at = c->fwd_cnt % VSOCK_CONN_BUF, first = VSOCK_CONN_BUF - at;
+  if (first > len) first = len;
+  fast_copy(dst, c->buf + at, first);
+  fast_copy(dst + first, c->buf, len - first);
+  c->fwd_cnt += len;
+}
+
 static void on_packet(struct vsock* v, const struct vsock_hdr* h, const uint8_t* payload) {
   if (h->dst_cid != v->guest_cid || h->src_cid != VSOCK_HOST_CID || h->type != VSOCK_TYPE_STREAM) {
-    pl_printf("vsock: stray packet op=%u %lu:%u -> %lu:%u type=%u\n", h->op, h->src_cid, h->src_port, h->dst_cid,
-              h->dst_port, h->type);
+    pl_printf("vsock: stray packet op=%u %lu:%u -> %lu:%u type=%u\n", h->op, h->src_cid,
+              h->src_port, h->dst_cid, h->dst_port, h->type);
     ++v->strays;
     return;
   }
@@ -137,7 +156,8 @@ static void on_packet(struct vsock* v, const struct vsock_hdr* h, const uint8_t*
       conn_send(v, c, VSOCK_OP_RESPONSE, 0, 0, 0);
       return;
     }
-    /* §5.10.6.4: a packet for no socket is answered with RST (never an RST). */
+    /* §5.10.6.5: a REQUEST nobody listens for, or any packet for no
+     * connection, is answered with RST (an RST never is). */
     if (h->op != VSOCK_OP_RST) reply_rst(v, h);
     return;
   }
@@ -155,12 +175,11 @@ static void on_packet(struct vsock* v, const struct vsock_hdr* h, const uint8_t*
     case VSOCK_OP_RW:
       if (c->state != VSOCK_ESTABLISHED || c->peer_shut_send) break;
       if ((uint32_t)(c->rx_cnt - c->fwd_cnt) + (uint64_t)h->len > VSOCK_CONN_BUF) {
-        pl_printf("vsock: peer sent %u bytes with %u of %u buffered\n", h->len, c->rx_cnt - c->fwd_cnt,
-                  VSOCK_CONN_BUF);
+        pl_printf("vsock: peer sent %u bytes with %u of %u buffered\n", h->len,
+                  c->rx_cnt - c->fwd_cnt, VSOCK_CONN_BUF);
         payload_fail("vsock: the device sent beyond the credit we granted");
       }
-      for (uint32_t i = 0; i < h->len; ++i) c->buf[(c->rx_cnt + i) % VSOCK_CONN_BUF] = payload[i];
-      c->rx_cnt += h->len;
+      ring_copy_in(c, payload, h->len);
       break;
     case VSOCK_OP_SHUTDOWN:
       if (h->flags & VSOCK_SHUTDOWN_RCV) c->peer_shut_rcv = 1;
@@ -190,7 +209,8 @@ void vsock_poll(struct vsock* v) {
     struct vsock_hdr h;
     memcpy(&h, buf, HDR_SIZE);
     if (len < HDR_SIZE || h.len > len - HDR_SIZE) {
-      pl_printf("vsock: rx buffer used with len=%u for a header announcing %u payload bytes\n", len, h.len);
+      pl_printf("vsock: rx buffer used with len=%u for a header announcing %u payload bytes\n", len,
+                h.len);
       payload_fail("vsock: malformed rx packet from the device");
     }
     on_packet(v, &h, buf + HDR_SIZE);
@@ -217,8 +237,8 @@ struct vsock_conn* vsock_listen(struct vsock* v, uint32_t port) {
 }
 
 int vsock_accept(struct vsock* v, struct vsock_conn* c) {
-  for (uint64_t spins = 0; c->state == VSOCK_LISTEN; ++spins) {
-    if (spins > VIRTIO_SPIN_LIMIT) return -1;
+  for (uint64_t deadline = virtio_deadline(); c->state == VSOCK_LISTEN;) {
+    if (virtio_expired(deadline)) return -1;
     vsock_poll(v);
     cpu_relax();
   }
@@ -231,8 +251,8 @@ struct vsock_conn* vsock_connect(struct vsock* v, uint32_t port, int* result) {
   c->peer_port = port;
   c->state = VSOCK_CONNECTING;
   conn_send(v, c, VSOCK_OP_REQUEST, 0, 0, 0);
-  for (uint64_t spins = 0; c->state == VSOCK_CONNECTING; ++spins) {
-    if (spins > VIRTIO_SPIN_LIMIT) {
+  for (uint64_t deadline = virtio_deadline(); c->state == VSOCK_CONNECTING;) {
+    if (virtio_expired(deadline)) {
       conn_send(v, c, VSOCK_OP_RST, 0, 0, 0);
       c->state = VSOCK_FREE;
       *result = -2;
@@ -257,7 +277,7 @@ static uint32_t peer_credit(const struct vsock_conn* c) {
 
 int vsock_send(struct vsock* v, struct vsock_conn* c, const void* data, uint32_t len) {
   const uint8_t* p = data;
-  uint64_t spins = 0;
+  uint64_t deadline = virtio_deadline();
   while (len) {
     if (c->state != VSOCK_ESTABLISHED || c->peer_shut_rcv) return -1;
     uint32_t credit = peer_credit(c);
@@ -266,7 +286,7 @@ int vsock_send(struct vsock* v, struct vsock_conn* c, const void* data, uint32_t
         c->credit_requested = 1;
         conn_send(v, c, VSOCK_OP_CREDIT_REQUEST, 0, 0, 0);
       }
-      if (++spins > VIRTIO_SPIN_LIMIT) return -1;
+      if (virtio_expired(deadline)) return -1;
       vsock_poll(v);
       cpu_relax();
       continue;
@@ -277,7 +297,7 @@ int vsock_send(struct vsock* v, struct vsock_conn* c, const void* data, uint32_t
     conn_send(v, c, VSOCK_OP_RW, 0, p, chunk);
     p += chunk;
     len -= chunk;
-    spins = 0;
+    deadline = virtio_deadline();
     /* Keep the rx queue moving: credit updates arrive there. */
     vsock_poll(v);
   }
@@ -285,22 +305,21 @@ int vsock_send(struct vsock* v, struct vsock_conn* c, const void* data, uint32_t
 }
 
 int64_t vsock_recv(struct vsock* v, struct vsock_conn* c, void* buf, uint32_t max) {
-  uint8_t* out = buf;
-  for (uint64_t spins = 0;; ++spins) {
+  for (uint64_t deadline = virtio_deadline();;) {
     uint32_t ready = c->rx_cnt - c->fwd_cnt;
     if (ready) {
       uint32_t n = ready < max ? ready : max;
-      for (uint32_t i = 0; i < n; ++i) out[i] = c->buf[(c->fwd_cnt + i) % VSOCK_CONN_BUF];
-      c->fwd_cnt += n;
+      ring_copy_out(c, buf, n);
       /* The peer stalls once it thinks our buffer is full: tell it about
        * the room we made before it gets there. */
       uint32_t peer_view_free = VSOCK_CONN_BUF - (c->rx_cnt - c->fwd_cnt_sent);
-      if (peer_view_free < VSOCK_CONN_BUF / 2 && c->state == VSOCK_ESTABLISHED && !c->peer_shut_send)
+      if (peer_view_free < VSOCK_CONN_BUF / 2 && c->state == VSOCK_ESTABLISHED &&
+          !c->peer_shut_send)
         conn_send(v, c, VSOCK_OP_CREDIT_UPDATE, 0, 0, 0);
       return n;
     }
     if (c->peer_shut_send || c->reset || c->state != VSOCK_ESTABLISHED) return 0;
-    if (spins > VIRTIO_SPIN_LIMIT) return -1;
+    if (virtio_expired(deadline)) return -1;
     vsock_poll(v);
     cpu_relax();
   }
@@ -320,8 +339,8 @@ int vsock_close(struct vsock* v, struct vsock_conn* c) {
   } else {
     conn_send(v, c, VSOCK_OP_SHUTDOWN, VSOCK_SHUTDOWN_RCV | VSOCK_SHUTDOWN_SEND, 0, 0);
     c->state = VSOCK_CLOSING;
-    uint64_t spins = 0;
-    while (c->state == VSOCK_CLOSING && spins++ < VIRTIO_SPIN_LIMIT) {
+    uint64_t deadline = virtio_deadline();
+    while (c->state == VSOCK_CLOSING && !virtio_expired(deadline)) {
       vsock_poll(v);
       cpu_relax();
     }

@@ -51,28 +51,28 @@ struct vsock_hdr {
 
 enum vsock_state {
   VSOCK_FREE = 0,
-  VSOCK_LISTEN,      /* waiting for one REQUEST on local_port */
-  VSOCK_CONNECTING,  /* our REQUEST sent */
+  VSOCK_LISTEN,     /* waiting for one REQUEST on local_port */
+  VSOCK_CONNECTING, /* our REQUEST sent */
   VSOCK_ESTABLISHED,
-  VSOCK_CLOSING,     /* our SHUTDOWN(RCV|SEND) sent, waiting for RST */
-  VSOCK_CLOSED,      /* RST seen */
+  VSOCK_CLOSING, /* our SHUTDOWN(RCV|SEND) sent, waiting for RST */
+  VSOCK_CLOSED,  /* RST seen */
 };
 
 struct vsock_conn {
   enum vsock_state state;
   uint32_t local_port;
   uint32_t peer_port;
-  uint8_t* buf;           /* VSOCK_CONN_BUF bytes, a ring indexed by the counters */
-  uint32_t rx_cnt;        /* payload bytes received (wrapping) */
-  uint32_t fwd_cnt;       /* of those, taken by the application */
-  uint32_t fwd_cnt_sent;  /* the fwd_cnt the peer last heard of */
-  uint32_t tx_cnt;        /* payload bytes sent */
+  uint8_t* buf;          /* VSOCK_CONN_BUF bytes, a ring indexed by the counters */
+  uint32_t rx_cnt;       /* payload bytes received (wrapping) */
+  uint32_t fwd_cnt;      /* of those, taken by the application */
+  uint32_t fwd_cnt_sent; /* the fwd_cnt the peer last heard of */
+  uint32_t tx_cnt;       /* payload bytes sent */
   uint32_t peer_buf_alloc;
   uint32_t peer_fwd_cnt;
   int credit_requested;
-  int peer_shut_rcv;      /* the peer will receive no more */
-  int peer_shut_send;     /* the peer will send no more */
-  int reset;              /* an RST arrived */
+  int peer_shut_rcv;  /* the peer will receive no more */
+  int peer_shut_send; /* the peer will send no more */
+  int reset;          /* an RST arrived */
 };
 
 struct vsock {
