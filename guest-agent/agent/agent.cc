@@ -42,6 +42,7 @@ AgentExit run_agent(const AgentOptions& options, AgentLog& log) {
   config.cgroup_parent = options.cgroup_parent;
   config.crun.binary = options.crun;
   config.crun.global_flags = options.crun_flags;
+  config.health_interval = options.health_interval;
   ContainerManager manager(loop, reaper, log, cgroups, events, config);
 
   AgentExit exit;

@@ -5,6 +5,7 @@
 // every container was killed and removed.
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,8 @@ struct AgentOptions {
   std::string crun = "crun";
   std::vector<std::string> crun_flags;  // extra global crun flags
   bool pid1 = false;
+  // See ContainerManager::Config::health_interval; 0 = off.
+  std::chrono::milliseconds health_interval{5000};
 };
 
 struct AgentExit {

@@ -243,7 +243,10 @@ v1::DeleteProcessResponse AgentService::DeleteProcess(ttrpc::Context& ctx,
 
 v1::ResizePtyResponse AgentService::ResizePty(ttrpc::Context& ctx,
                                               const v1::ResizePtyRequest& req) {
-  if (req.width() == 0 || req.height() == 0 || req.width() > 0xffff || req.height() > 0xffff) {
+  // 0x0 is legal (TIOCSWINSZ takes it, containerd's runc shim passes it on):
+  // some terminals send it from `ctr run -t`. Only what a winsize cannot
+  // hold is refused.
+  if (req.width() > 0xffff || req.height() > 0xffff) {
     throw_invalid("invalid terminal size " + std::to_string(req.width()) + "x" +
                   std::to_string(req.height()));
   }

@@ -203,6 +203,46 @@ uint64_t Cgroups::oom_kills(const std::string& path) const {
   return 0;
 }
 
+MemorySample Cgroups::memory_sample(const std::string& path) const {
+  MemorySample m;
+  std::map<std::string, uint64_t> stat;
+  std::string prefix;  // v1 has the hierarchical figures under total_
+  if (version_ == 2) {
+    std::string d = dir(path);
+    auto events = read_keyed(d + "/memory.events");
+    if (events.empty()) return m;
+    m.limit = read_u64(d + "/memory.max", kNoLimit);
+    m.usage = read_u64(d + "/memory.current");
+    m.limit_hits = get(events, "max");
+    m.oom_kills = get(events, "oom_kill");
+    stat = read_keyed(d + "/memory.stat");
+  } else if (version_ == 1) {
+    std::string mem = dir(path, "memory");
+    if (mem.empty()) return m;
+    stat = read_keyed(mem + "/memory.stat");
+    if (stat.empty()) return m;
+    m.limit = read_u64(mem + "/memory.limit_in_bytes", kNoLimit);
+    m.usage = read_u64(mem + "/memory.usage_in_bytes");
+    m.limit_hits = read_u64(mem + "/memory.failcnt");
+    m.oom_kills = get(read_keyed(mem + "/memory.oom_control"), "oom_kill");
+    prefix = "total_";
+  } else {
+    return m;
+  }
+  // Linux >= 5.9 splits the counter into _file and _anon; older kernels have
+  // one; without either, major faults are the closest figure.
+  if (stat.count(prefix + "workingset_refault_file")) {
+    m.refaults = get(stat, prefix + "workingset_refault_file") +
+                 get(stat, prefix + "workingset_refault_anon");
+  } else if (stat.count(prefix + "workingset_refault")) {
+    m.refaults = get(stat, prefix + "workingset_refault");
+  } else {
+    m.refaults = get(stat, prefix + "pgmajfault");
+  }
+  m.valid = true;
+  return m;
+}
+
 std::vector<pid_t> Cgroups::pids(const std::string& path) const {
   std::vector<pid_t> out;
   // v1: the pids (or memory) hierarchy has every process of the container.

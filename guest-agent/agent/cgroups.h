@@ -29,6 +29,19 @@ struct CgroupStats {
   uint64_t pids_current = 0, pids_limit = 0;
 };
 
+// The few memory figures the agent samples periodically to tell a container
+// that thrashes at its limit (see memory_watch.h). Counters only grow.
+struct MemorySample {
+  bool valid = false;      // false: the cgroup could not be read
+  uint64_t limit = 0;      // bytes; UINT64_MAX when there is none
+  uint64_t usage = 0;      // bytes
+  uint64_t limit_hits = 0; // v2 memory.events "max"; v1 memory.failcnt
+  uint64_t oom_kills = 0;
+  // Pages read back in soon after reclaim evicted them (workingset refaults,
+  // file + anon); major faults where the kernel has no such counter.
+  uint64_t refaults = 0;
+};
+
 class Cgroups {
  public:
   // Reads the cgroup mounts from a mountinfo file. v1 wins when the memory
@@ -43,6 +56,7 @@ class Cgroups {
   CgroupStats stats(const std::string& path) const;
   // The cgroup's (hierarchical) OOM kill counter; 0 if it cannot be read.
   uint64_t oom_kills(const std::string& path) const;
+  MemorySample memory_sample(const std::string& path) const;
   // Every pid in the cgroup and its descendants.
   std::vector<pid_t> pids(const std::string& path) const;
   // Removes the cgroup directory in every hierarchy (leaves only; children

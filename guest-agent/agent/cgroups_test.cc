@@ -102,6 +102,46 @@ TEST_F(CgroupsTest, DetectsV1PerControllerMountsAndReadsThem) {
   EXPECT_EQ(cg.dir(path, "cpuacct"), (root_ / "cpuacct" / "ember/c1").string());
 }
 
+TEST_F(CgroupsTest, MemorySampleReadsLimitHitsOomKillsAndRefaults) {
+  fs::path unified = root_ / "unified";
+  write(root_ / "mountinfo", "30 1 0:26 / " + unified.string() + " rw - cgroup2 cgroup2 rw\n");
+  auto v2 = Cgroups::detect((root_ / "mountinfo").string());
+  EXPECT_FALSE(v2.memory_sample("/ember/none").valid);
+  fs::path c = unified / "ember" / "c1";
+  write(c / "memory.max", "16777216\n");
+  write(c / "memory.current", "16773120\n");
+  write(c / "memory.events", "low 0\nhigh 0\nmax 25000\noom 0\noom_kill 0\n");
+  write(c / "memory.stat",
+        "anon 16465920\nfile 61440\nworkingset_refault_anon 3\nworkingset_refault_file 40000\n"
+        "pgmajfault 1200\n");
+  auto m = v2.memory_sample("/ember/c1");
+  ASSERT_TRUE(m.valid);
+  EXPECT_EQ(m.limit, 16777216u);
+  EXPECT_EQ(m.usage, 16773120u);
+  EXPECT_EQ(m.limit_hits, 25000u);
+  EXPECT_EQ(m.oom_kills, 0u);
+  EXPECT_EQ(m.refaults, 40003u);
+  write(c / "memory.stat", "pgmajfault 1200\n");  // a kernel without workingset counters
+  EXPECT_EQ(v2.memory_sample("/ember/c1").refaults, 1200u);
+
+  std::string mi = "40 31 0:40 / " + (root_ / "memory").string() + " rw - cgroup cgroup rw,memory\n";
+  write(root_ / "mountinfo1", mi);
+  auto v1 = Cgroups::detect((root_ / "mountinfo1").string());
+  fs::path m1 = root_ / "memory" / "ember" / "c1";
+  write(m1 / "memory.limit_in_bytes", "16777216\n");
+  write(m1 / "memory.usage_in_bytes", "16777216\n");
+  write(m1 / "memory.failcnt", "77\n");
+  write(m1 / "memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n");
+  write(m1 / "memory.stat",
+        "workingset_refault_file 5\ntotal_workingset_refault_anon 1\n"
+        "total_workingset_refault_file 900\n");
+  auto s1 = v1.memory_sample("/ember/c1");
+  ASSERT_TRUE(s1.valid);
+  EXPECT_EQ(s1.limit_hits, 77u);
+  EXPECT_EQ(s1.oom_kills, 2u);
+  EXPECT_EQ(s1.refaults, 901u) << "the hierarchical total_ figures";
+}
+
 TEST_F(CgroupsTest, RemoveDeletesEmptyCgroupDirectories) {
   fs::path unified = root_ / "unified";
   write(root_ / "mountinfo", "30 1 0:26 / " + unified.string() + " rw - cgroup2 cgroup2 rw\n");

@@ -38,6 +38,7 @@ struct ContainerManager::Process {
   std::unique_ptr<FdWatch> console_watch;
   std::string console_path;
   common::UniqueFd pty_master;
+  bool resized_before_pty = false;  // stdio.width/height came from ResizePty
 
   std::unique_ptr<InputPump> stdin_pump;
   std::unique_ptr<OutputPump> stdout_pump, stderr_pump;
@@ -70,6 +71,7 @@ struct ContainerManager::Container {
   common::UniqueFd oom_fd;
   std::unique_ptr<FdWatch> oom_watch;
   uint64_t oom_reported = 0;  // oom_kill count already turned into events
+  MemoryThrashWatch thrash;
   bool creating = false;      // crun create is running
   bool created = false;       // crun create succeeded
   bool deleting = false;
@@ -209,7 +211,9 @@ ContainerManager::ContainerManager(common::EventLoop& loop, Reaper& reaper, Agen
             o.log_dir = config_.root_dir + "/log";
             return o;
           }(),
-          reaper, log) {
+          reaper, log),
+      health_timer_(loop, [this] { health_check(); }) {
+  reaper_.set_lost_handler([this](pid_t pid) { on_lost(pid); });
   make_dirs(config_.root_dir + "/containers");
   make_dirs(config_.root_dir + "/crun");
   make_dirs(config_.root_dir + "/log");
@@ -219,6 +223,7 @@ ContainerManager::ContainerManager(common::EventLoop& loop, Reaper& reaper, Agen
 }
 
 ContainerManager::~ContainerManager() {
+  reaper_.set_lost_handler({});
   for (auto& [id, c] : containers_) {
     if (c->init && c->init->pid > 0) reaper_.unwatch(c->init->pid);
     for (auto& [eid, p] : c->execs) {
@@ -304,7 +309,8 @@ void ContainerManager::receive_console(Container& c, Process& p) {
   p.console_watch.reset();
   p.console_listener.reset();
   ::unlink(p.console_path.c_str());
-  if (p.stdio.width && p.stdio.height) set_window_size(master.get(), p.stdio.width, p.stdio.height);
+  if ((p.stdio.width && p.stdio.height) || p.resized_before_pty)
+    set_window_size(master.get(), p.stdio.width, p.stdio.height);
   common::UniqueFd in = p.stdio.want_stdin ? dup_fd(master.get()) : common::UniqueFd();
   common::UniqueFd out = p.stdio.want_stdout ? dup_fd(master.get()) : common::UniqueFd();
   p.pty_master = std::move(master);
@@ -390,6 +396,8 @@ void ContainerManager::create(CreateParams params, Done<uint32_t> done) {
   }
   make_dirs(c.dir);
   containers_[id] = std::move(owned);
+  c.thrash = MemoryThrashWatch(config_.thrash);
+  arm_health_check();
 
   c.creating = true;
   uint64_t since = reaper_.mark();
@@ -523,6 +531,76 @@ void ContainerManager::check_oom(Container& c) {
   uint64_t seq = events_.push(e);
   log_.info("container " + c.id + ": OOM kill (event " + std::to_string(seq) + ", " +
             std::to_string(kills) + " in total)");
+}
+
+// --- health -----------------------------------------------------------------
+
+void ContainerManager::arm_health_check() {
+  if (!health_timer_.armed() && config_.health_interval.count() > 0)
+    health_timer_.arm(config_.health_interval);
+}
+
+void ContainerManager::health_check() {
+  // Lost exits are reported through posted callbacks (on_reaped), so the
+  // containers can be walked safely afterwards.
+  reaper_.audit();
+  for (auto& [id, c] : containers_) {
+    if (c->deleting || !c->created) continue;
+    check_oom(*c);
+    if (c->init && c->init->status == ProcessStatus::kRunning && !c->init->reaped)
+      check_memory(*c);
+  }
+  if (!containers_.empty()) arm_health_check();
+}
+
+void ContainerManager::check_memory(Container& c) {
+  MemorySample sample = cgroups_.memory_sample(c.cgroup_path);
+  auto r = c.thrash.update(sample, std::chrono::steady_clock::now());
+  if (r.change == MemoryThrashWatch::Change::kNone) return;
+  static const uint64_t kPage = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  auto mib = [](uint64_t bytes) {
+    std::ostringstream out;
+    out.precision(1);
+    out << std::fixed << static_cast<double>(bytes) / (1 << 20) << " MiB";
+    return out.str();
+  };
+  auto secs = [](std::chrono::milliseconds ms) {
+    std::ostringstream out;
+    out.precision(ms.count() < 10000 ? 1 : 0);
+    out << std::fixed << static_cast<double>(ms.count()) / 1000 << " s";
+    return out.str();
+  };
+  std::string limit = sample.limit >= (uint64_t{1} << 62) ? "its limit" : mib(sample.limit);
+  switch (r.change) {
+    case MemoryThrashWatch::Change::kStarted:
+    case MemoryThrashWatch::Change::kContinues:
+      log_.warn("container " + c.id + " is thrashing at its memory limit (" + limit + ", " +
+                mib(sample.usage) + " in use) for " + secs(r.duration) + ": " +
+                mib(r.refaults * kPage) + " evicted and read back in the last " +
+                secs(r.interval) + ", limit hit " + std::to_string(r.limit_hits) +
+                " times, no OOM kill. Reclaim keeps evicting the container's own file pages, "
+                "so the kernel may never OOM-kill it; it runs (slowly or not at all) until it "
+                "exits or is killed, and WaitProcess waits for that");
+      return;
+    case MemoryThrashWatch::Change::kEnded:
+      log_.info("container " + c.id + " stopped thrashing after " + secs(r.duration) + " (" +
+                mib(r.episode_refaults * kPage) + " read back in all)");
+      return;
+    case MemoryThrashWatch::Change::kNone:
+      return;
+  }
+}
+
+void ContainerManager::on_lost(pid_t pid) {
+  std::string what = "pid " + std::to_string(pid);
+  for (auto& [id, c] : containers_) {
+    if (c->init && c->init->pid == pid) what = code_text(id, "") + " (" + what + ")";
+    for (auto& [eid, p] : c->execs) {
+      if (p->pid == pid) what = code_text(id, eid) + " (" + what + ")";
+    }
+  }
+  log_.error(what + ": exit status lost (not a child of the agent any more, nothing to reap); "
+             "reported as exited 255 so nobody waits for it forever");
 }
 
 // --- start / exec -----------------------------------------------------------
@@ -792,6 +870,9 @@ void ContainerManager::signal(const std::string& id, const std::string& exec_id,
   done(Unit{});
 }
 
+// 0x0 is applied like any other size, as containerd's runc shim does
+// (TIOCSWINSZ takes it): the terminal then reports no size, and programs fall
+// back to their defaults ($COLUMNS/$LINES, 80x24).
 void ContainerManager::resize(const std::string& id, const std::string& exec_id, uint32_t width,
                               uint32_t height) {
   Process& p = find_process(id, exec_id);
@@ -800,6 +881,7 @@ void ContainerManager::resize(const std::string& id, const std::string& exec_id,
     // Not started yet: apply when the terminal arrives.
     p.stdio.width = width;
     p.stdio.height = height;
+    p.resized_before_pty = true;
     return;
   }
   set_window_size(p.pty_master.get(), width, height);

@@ -27,6 +27,8 @@
 #include "guest-agent/agent/cgroups.h"
 #include "guest-agent/agent/crun.h"
 #include "guest-agent/agent/event_queue.h"
+#include "guest-agent/agent/loop_timer.h"
+#include "guest-agent/agent/memory_watch.h"
 #include "guest-agent/agent/reaper.h"
 #include "guest-agent/agent/rootfs.h"
 #include "guest-agent/agent/stdio_pump.h"
@@ -87,6 +89,12 @@ class ContainerManager {
     std::string cgroup_parent = "/ember";  // containers get <parent>/<id>
     Crun::Options crun;                    // state_dir and log_dir are filled in
     OutputPump::Timing timing;
+    // While containers exist, this often: every watched pid is checked to
+    // still be the agent's child (an exit must never be lost), each cgroup's
+    // OOM counter is read again (in case a notification was missed), and
+    // each container's memory is sampled for thrashing at its limit.
+    std::chrono::milliseconds health_interval{5000};
+    MemoryThrashWatch::Thresholds thrash;
   };
 
   ContainerManager(common::EventLoop& loop, Reaper& reaper, AgentLog& log, Cgroups cgroups,
@@ -143,6 +151,10 @@ class ContainerManager {
   void try_release(Container& c, Process& p);
   void check_oom(Container& c);
   void start_oom_watch(Container& c);
+  void arm_health_check();
+  void health_check();
+  void check_memory(Container& c);
+  void on_lost(pid_t pid);
   // Undoes create: unmounts, removes the bundle and cgroup. Returns errors.
   std::string cleanup(Container& c);
   void finish_create(const std::string& id, Crun::Result result, uint64_t since,
@@ -160,6 +172,7 @@ class ContainerManager {
   Config config_;
   Crun crun_;
   std::map<std::string, std::unique_ptr<Container>> containers_;
+  LoopTimer health_timer_;
   uint64_t next_socket_ = 1;
   bool has_apparmor_ = false;
   bool has_selinux_ = false;

@@ -4,7 +4,7 @@
 //               (ember.listen=vsock:1024, ember.hostname=..., ember.debug)
 //   host mode:  ember-agent --listen unix:PATH --root DIR [--cgroup-parent P]
 //                           [--crun PATH] [--crun-flag F]... [--debug]
-//                           [--shared-mounts]
+//                           [--shared-mounts] [--health-interval-ms N]
 #include <malloc.h>
 #include <sched.h>
 #include <sys/mount.h>
@@ -30,7 +30,8 @@ using ember::agent::AgentOptions;
   std::cerr
       << "ember-agent: " << error << "\n"
       << "usage: ember-agent --listen unix:PATH|vsock[:PORT] --root DIR [--cgroup-parent PATH]\n"
-      << "                   [--crun PATH] [--crun-flag FLAG]... [--debug] [--shared-mounts]\n";
+      << "                   [--crun PATH] [--crun-flag FLAG]... [--debug] [--shared-mounts]\n"
+      << "                   [--health-interval-ms N]\n";
   std::exit(2);
 }
 
@@ -47,6 +48,16 @@ void hide_unified_cgroup_if_hybrid(AgentLog& log) {
   } else {
     log.warn("cannot hide /sys/fs/cgroup/unified: " + ember::common::errno_text(errno));
   }
+}
+
+long parse_ms(const std::string& text, const std::string& what) {
+  try {
+    std::size_t used = 0;
+    long v = std::stol(text, &used);
+    if (used == text.size() && v >= 0) return v;
+  } catch (...) {
+  }
+  usage(what + ": \"" + text + "\" is not a number of milliseconds");
 }
 
 int host_main(int argc, char** argv, AgentLog& log) {
@@ -74,6 +85,8 @@ int host_main(int argc, char** argv, AgentLog& log) {
       log.set_min_level(AgentLog::Level::kDebug);
     } else if (name == "--shared-mounts") {
       private_mounts = false;
+    } else if (name == "--health-interval-ms") {
+      options.health_interval = std::chrono::milliseconds(parse_ms(value(), arg));
     } else if (name == "--help" || name == "-h") {
       usage("help");
     } else {
@@ -112,8 +125,21 @@ int host_main(int argc, char** argv, AgentLog& log) {
     if (!hostname.empty() && ::sethostname(hostname.data(), hostname.size()) < 0) {
       log.warn("sethostname " + hostname + " failed");
     }
+    // No oom_score_adj of -1000 for the agent: the kernel never OOM-kills
+    // PID 1 anyway (mm/oom_kill.c oom_unkillable_task), and the value would
+    // be inherited by crun and through it by every container process whose
+    // spec has no non-zero oomScoreAdj (crun writes it only when it is not
+    // 0, and never for exec): a memory cgroup of unkillable processes that
+    // runs out loops on "Out of memory and no killable processes" forever.
     AgentOptions options;
     options.pid1 = true;
+    if (std::string ms = pid1::kernel_option("health_interval_ms"); !ms.empty()) {
+      try {
+        options.health_interval = std::chrono::milliseconds(std::stol(ms));
+      } catch (...) {
+        log.warn("ignoring ember.health_interval_ms=" + ms + ": not a number");
+      }
+    }
     options.listen.push_back(pid1::kernel_option("listen", "vsock:1024"));
     options.root_dir = "/run/ember";
     power_off = run_agent(options, log).power_off;

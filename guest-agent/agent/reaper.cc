@@ -42,7 +42,57 @@ void Reaper::watch(pid_t pid, Callback callback, uint64_t since) {
       return;
     }
   }
+  if (!is_child_process(pid) && !process_exists(pid)) {
+    report_lost(pid, std::move(callback));
+    return;
+  }
   watchers_[pid] = std::move(callback);
+}
+
+void Reaper::report_lost(pid_t pid, Callback callback) {
+  loop_.post([on_lost = on_lost_, pid, callback = std::move(callback)] {
+    if (on_lost) on_lost(pid);
+    callback(kLostStatus);
+  });
+}
+
+std::vector<pid_t> Reaper::audit() {
+  // Whatever already exited is reaped first: its watcher gets the real status.
+  reap();
+  std::vector<pid_t> lost;
+  std::unordered_set<pid_t> suspects;
+  for (auto it = watchers_.begin(); it != watchers_.end();) {
+    pid_t pid = it->first;
+    if (is_child_process(pid)) {
+      ++it;
+      continue;
+    }
+    // A process that still exists but is not ours may be between parents
+    // (its parent just exited; re-parenting to the agent is under way):
+    // lost only if it is still so at the next audit.
+    if (process_exists(pid) && !suspects_.count(pid)) {
+      suspects.insert(pid);
+      ++it;
+      continue;
+    }
+    lost.push_back(pid);
+    report_lost(pid, std::move(it->second));
+    it = watchers_.erase(it);
+  }
+  suspects_ = std::move(suspects);
+  return lost;
+}
+
+bool process_exists(pid_t pid) { return ::kill(pid, 0) == 0 || errno == EPERM; }
+
+bool is_child_process(pid_t pid) {
+  for (;;) {
+    siginfo_t info{};
+    if (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0)
+      return true;
+    if (errno == EINTR) continue;
+    return errno != ECHILD;
+  }
 }
 
 void Reaper::unwatch(pid_t pid) { watchers_.erase(pid); }

@@ -3,6 +3,8 @@
 #include <cctype>
 #include <limits>
 
+#include "vmm/common/text.h"
+
 namespace ember::shim {
 
 std::string_view TomlValue::type_name() const {
@@ -144,7 +146,7 @@ class LineParser {
             cp = cp * 16 + static_cast<uint32_t>(std::isdigit(static_cast<unsigned char>(h)) ? h - '0'
                                                                                               : (std::tolower(h) - 'a' + 10));
           }
-          append_utf8(out, cp);
+          common::append_utf8(out, cp);
           break;
         }
         default: fail(std::string("unknown escape \\") + e);
@@ -152,23 +154,6 @@ class LineParser {
     }
   }
 
-  static void append_utf8(std::string& out, uint32_t cp) {
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xC0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xE0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | (cp >> 18));
-      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-  }
 
   std::string literal_string() {
     ++pos_;

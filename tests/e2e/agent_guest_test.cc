@@ -12,6 +12,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -140,6 +141,10 @@ class AgentGuestTest : public ::testing::Test {
   }
 
   void TearDown() override {
+    // The health check's safety net must never fire on a healthy run.
+    if (guest_) {
+      EXPECT_TRUE(guest_->lines_matching("exit status lost").empty()) << describe();
+    }
     client_.reset();
     guest_.reset();
     for (auto& b : backends_) b->stop();
@@ -179,6 +184,9 @@ class AgentGuestTest : public ::testing::Test {
     config.initrd = agent_initrd();
     config.shared_memory = true;
     config.memory_mib = 256;
+    // The agent's health check (lost exits, missed OOM notifications, memory
+    // thrashing) often, so every test here exercises it.
+    config.extra_cmdline = "ember.health_interval_ms=500";
     config.extra_args = qemu_args_;
     config.ready_marker = "ember-agent .* ready \\(PID 1\\)";
     config.console_log_path = dir_ / "console.log";
@@ -198,6 +206,45 @@ class AgentGuestTest : public ::testing::Test {
            read_text(dir_ / "backends.log");
   }
 
+  // The agent's own account (its log ring buffer), for failure messages and
+  // for tests that look for what it noticed.
+  std::string agent_log() {
+    try {
+      v1::ReadLogRequest req;
+      req.set_max_bytes(256 * 1024);
+      return api().ReadLog(req, {.timeout = 20s, .metadata = {}}).data();
+    } catch (const std::exception& e) {
+      return std::string("(ReadLog failed: ") + e.what() + ")";
+    }
+  }
+
+  // What a container is doing, for failure messages: its memory figures and
+  // processes as the agent sees them.
+  std::string container_report(const std::string& id) {
+    std::ostringstream out;
+    try {
+      const ttrpc::CallOptions quick{.timeout = 20s, .metadata = {}};
+      v1::ContainerStatsRequest sr;
+      sr.set_container_id(id);
+      auto st = api().ContainerStats(sr, quick);
+      out << "container " << id << ": memory " << st.memory().usage() << " of "
+          << st.memory().limit() << " bytes, limit hit " << st.memory().failcnt()
+          << " times, OOM kills " << st.memory().oom_kills();
+      for (const char* key : {"anon", "file", "workingset_refault_file", "pgmajfault"}) {
+        auto it = st.memory().stat().find(key);
+        if (it != st.memory().stat().end()) out << ", " << key << " " << it->second;
+      }
+      v1::ListProcessesRequest lr;
+      lr.set_container_id(id);
+      auto listed = api().ListProcesses(lr, quick);
+      out << "; pids:";
+      for (const auto& p : listed.processes()) out << " " << p.pid();
+    } catch (const std::exception& e) {
+      out << "(container " << id << ": " << e.what() << ")";
+    }
+    return out.str();
+  }
+
   v1::AgentClient& api() { return client_->api(); }
 
   void create(const std::string& id, const json& spec, const v1::Filesystem& fs, bool out) {
@@ -215,11 +262,21 @@ class AgentGuestTest : public ::testing::Test {
     req.set_exec_id(exec_id);
     return api().StartProcess(req, kSlow).pid();
   }
+  // A wait that fails says why: the container's state, the agent's log and
+  // the guest console (kernel messages: OOM kills, hung tasks) go with it.
   v1::WaitProcessResponse wait(const std::string& id, const std::string& exec_id = "") {
     v1::WaitProcessRequest req;
     req.set_container_id(id);
     req.set_exec_id(exec_id);
-    return api().WaitProcess(req, kSlow);
+    try {
+      return api().WaitProcess(req, kSlow);
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << e.what() << "\n"
+                    << container_report(id) << "\n--- agent log ---\n"
+                    << agent_log() << "\n"
+                    << describe();
+      throw;
+    }
   }
   void remove(const std::string& id, const std::string& exec_id = "") {
     v1::DeleteProcessRequest req;
@@ -297,7 +354,10 @@ TEST_F(AgentGuestTest, RunsAContainerFromABlockDeviceAndShutsTheGuestDown) {
   exec.set_container_id("c2");
   exec.set_exec_id("e1");
   exec.set_process_json(
-      make_spec({"sh", "-c", "cat /proc/self/cgroup; ls /from-container"})["process"].dump());
+      make_spec({"sh", "-c",
+                 "cat /proc/self/cgroup; ls /from-container; "
+                 "echo oom_score_adj=$(cat /proc/self/oom_score_adj)"})["process"]
+          .dump());
   exec.mutable_stdio()->set_stdout(true);
   api().ExecProcess(exec, kSlow);
   auto exec_out = client_->open_stream("c2", "e1", StreamKind::kStdout);
@@ -306,6 +366,8 @@ TEST_F(AgentGuestTest, RunsAContainerFromABlockDeviceAndShutsTheGuestDown) {
   EXPECT_NE(cgroup.find("0::/"), std::string::npos) << cgroup;
   EXPECT_NE(cgroup.find("/from-container"), std::string::npos)
       << "c1's write is on the disk: " << cgroup;
+  EXPECT_NE(cgroup.find("oom_score_adj=0\n"), std::string::npos)
+      << "an exec must not inherit the agent's -1000: " << cgroup;
   EXPECT_EQ(wait("c2", "e1").exit_status(), 0u);
   remove("c2", "e1");
   v1::ContainerStatsRequest stats_req;
@@ -331,15 +393,40 @@ TEST_F(AgentGuestTest, RunsAContainerFromABlockDeviceAndShutsTheGuestDown) {
   EXPECT_EQ(ember::testing::read_file_from_ext4(image, "/from-container"), "persisted\n");
 }
 
+// The allocation must OOM on anonymous memory alone. `head -c 128m /dev/zero
+// | tail` (tail buffers everything) did so only one run in three here: at
+// the limit, reclaim evicts the file pages of busybox itself, which head and
+// tail fault back in from the virtio-blk rootfs, so every reclaim pass frees
+// something, the memory cgroup never runs out of retries and the OOM killer
+// never runs (the container thrashes at the limit until killed; see
+// ContainerThrashingAtItsMemoryLimitIsReportedAndStillEndsWhenKilled). On the
+// host the same pipeline OOMs at once only because busybox's page cache is
+// charged to whoever read it first, not to the container. dd fills a 64 MiB
+// buffer in one read(2) of /dev/zero: no page of its program is needed until
+// that returns, reclaim soon has nothing left to evict, and the OOM killer
+// runs within a second.
 TEST_F(AgentGuestTest, OomKillInTheGuestIsReportedBeforeTheExit) {
   add_block("rootfs", copy_rootfs("rootfs.ext4"));
   boot();
-  json spec = make_spec({"sh", "-c", "head -c 128m /dev/zero | tail"});
+  json spec = make_spec({"sh", "-c",
+                         "cat /proc/self/oom_score_adj; "
+                         "exec dd if=/dev/zero of=/dev/null bs=64M count=1"});
   spec["linux"]["resources"]["memory"] = {{"limit", 16 << 20}, {"swap", 16 << 20}};
-  create("oom", spec, device("/dev/vda"), false);
+  create("oom", spec, device("/dev/vda"), true);
+  auto out = client_->open_stream("oom", "", StreamKind::kStdout);
+  auto err = client_->open_stream("oom", "", StreamKind::kStderr);  // else the exit waits 10 s for it
+  auto t0 = std::chrono::steady_clock::now();
   start("oom");
   auto exit = wait("oom");
+  std::cout << "[ timing   ] start to OOM-killed exit "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::steady_clock::now() - t0)
+                   .count()
+            << " ms\n";
   EXPECT_TRUE(exit.oom_killed());
+  EXPECT_EQ(exit.exit_status(), 137u) << "SIGKILL from the OOM killer";
+  EXPECT_EQ(read_to_eof(out.get()), "0\n")
+      << "the container's oom_score_adj: its own, not the agent's -1000";
   uint64_t after = 0, oom_seq = 0, exit_seq = 0;
   for (int i = 0; i < 20 && !exit_seq; ++i) {
     v1::WaitEventRequest req;
@@ -353,7 +440,67 @@ TEST_F(AgentGuestTest, OomKillInTheGuestIsReportedBeforeTheExit) {
   }
   ASSERT_NE(oom_seq, 0u);
   EXPECT_LT(oom_seq, exit_seq);
+  // The kernel chose inside the container's cgroup (not the agent, not crun).
+  auto kills = guest_->lines_matching("oom-kill:.*task_memcg=/ember/oom,task=dd");
+  EXPECT_EQ(kills.size(), 1u) << describe();
   remove("oom");
+}
+
+// A container at its memory limit that the kernel does not OOM-kill: 11 MiB
+// of tmpfs it cannot give back (no swap) and an 8 MiB file read over and over
+// in the 5 MiB left, so every pass evicts the file and reads it back from the
+// disk. Reclaim always frees something, so the OOM killer never runs and the
+// container runs on: WaitProcess rightly waits, the agent says in its log
+// what is going on, keeps answering, and a kill still ends the wait.
+TEST_F(AgentGuestTest, ContainerThrashingAtItsMemoryLimitIsReportedAndStillEndsWhenKilled) {
+  add_block("rootfs", copy_rootfs("rootfs.ext4"));
+  boot();
+  json spec = make_spec({"sh", "-c",
+                         "head -c 8m /dev/zero > /big && sync && "
+                         "head -c 11m /dev/zero > /dev/shm/hold && "
+                         "while true; do cat /big > /dev/null; done"});
+  spec["linux"]["resources"]["memory"] = {{"limit", 16 << 20}, {"swap", 16 << 20}};
+  create("thrash", spec, device("/dev/vda"), false);
+  start("thrash");
+  auto waiting = std::async(std::launch::async, [this] {
+    v1::WaitProcessRequest req;
+    req.set_container_id("thrash");
+    return api().WaitProcess(req, {.timeout = 300s, .metadata = {}});
+  });
+
+  std::string log;
+  bool reported = false;
+  for (int i = 0; i < 90 && !reported; ++i) {
+    std::this_thread::sleep_for(1s);
+    log = agent_log();
+    reported = log.find("container thrash is thrashing at its memory limit") != std::string::npos;
+  }
+  ASSERT_TRUE(reported) << container_report("thrash") << "\n--- agent log ---\n"
+                        << log << "\n"
+                        << describe();
+  auto line_start = log.rfind('\n', log.find("container thrash is thrashing"));
+  std::cout << "[ thrash   ] agent: "
+            << log.substr(line_start + 1, log.find('\n', line_start + 1) - line_start - 1)
+            << "\n[ thrash   ] " << container_report("thrash") << "\n";
+  EXPECT_EQ(waiting.wait_for(0s), std::future_status::timeout) << "it still runs";
+  v1::ContainerStatsRequest stats;
+  stats.set_container_id("thrash");
+  EXPECT_EQ(api().ContainerStats(stats, kSlow).memory().oom_kills(), 0u)
+      << "not a case for the OOM killer";
+
+  v1::SignalProcessRequest kill;
+  kill.set_container_id("thrash");
+  kill.set_signal(9);
+  kill.set_all(true);
+  api().SignalProcess(kill, kSlow);
+  ASSERT_EQ(waiting.wait_for(120s), std::future_status::ready)
+      << container_report("thrash") << "\n--- agent log ---\n"
+      << agent_log() << "\n"
+      << describe();
+  auto exit = waiting.get();
+  EXPECT_EQ(exit.exit_status(), 137u);
+  EXPECT_FALSE(exit.oom_killed());
+  remove("thrash");
 }
 
 TEST_F(AgentGuestTest, ContainerOnAHotSwappedDriveSlotSeesTheNewDisk) {

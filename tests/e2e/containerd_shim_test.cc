@@ -208,9 +208,28 @@ TEST_F(ContainerdShimTest, CtrRunWithATerminal) {
   EXPECT_NE(r.output.find("is-a-tty"), std::string::npos) << r.output;
 }
 
+// The ticks a container printed so far ("tick 0", "tick 1", ...), in the
+// order they appear in its log file.
+std::vector<int> ticks_in(const fs::path& log_file) {
+  std::ifstream in(log_file);
+  std::vector<int> ticks;
+  std::string line;
+  std::smatch m;
+  static const std::regex tick("tick ([0-9]+)");
+  while (std::getline(in, line)) {
+    if (std::regex_search(line, m, tick)) ticks.push_back(std::stoi(m[1].str()));
+  }
+  return ticks;
+}
+
 TEST_F(ContainerdShimTest, DetachedTaskExecPsMetricsPauseResumeKill) {
   // PID 1 of the container ignores signals it has no handler for: trap TERM.
-  auto r = run("daemon", {"sh", "-c", "trap 'exit 42' TERM; while true; do sleep 1; done"}, {"-d"});
+  // It prints a numbered tick every 200 ms, across the pause below.
+  fs::path log_file = ctrd_->dir() / "logs" / "daemon.log";
+  auto r = run("daemon",
+               {"sh", "-c",
+                "trap 'exit 42' TERM; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done"},
+               {"-d", "--log-uri", "file://" + log_file.string()});
   ASSERT_EQ(exit_code(r), 0) << r.output << ctrd_->describe();
   EXPECT_EQ(task_status("daemon"), "RUNNING");
 
@@ -227,10 +246,28 @@ TEST_F(ContainerdShimTest, DetachedTaskExecPsMetricsPauseResumeKill) {
   ASSERT_TRUE(metrics.ok()) << metrics.output << ctrd_->describe();
   EXPECT_NE(metrics.output.find("memory"), std::string::npos) << metrics.output;
 
+  for (int i = 0; i < 300 && ticks_in(log_file).size() < 3; ++i) std::this_thread::sleep_for(100ms);
+  ASSERT_GE(ticks_in(log_file).size(), 3u) << "no output from the detached task\n" << ctrd_->describe();
   ASSERT_TRUE(ctrd_->ctr({"tasks", "pause", "daemon"}).ok());
   EXPECT_EQ(task_status("daemon"), "PAUSED");
+  // QEMU's `stop` stopped the vhost-user rings; stay paused for a while.
+  std::this_thread::sleep_for(1s);
+  size_t ticks_paused = ticks_in(log_file).size();
   ASSERT_TRUE(ctrd_->ctr({"tasks", "resume", "daemon"}).ok());
   EXPECT_EQ(task_status("daemon"), "RUNNING");
+
+  // The container kept its stdout: what it prints after the resume reaches
+  // the log, and nothing it printed went missing.
+  std::vector<int> ticks;
+  for (int i = 0; i < 300; ++i) {
+    ticks = ticks_in(log_file);
+    if (ticks.size() >= ticks_paused + 5) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_GE(ticks.size(), ticks_paused + 5)
+      << "output of the running task stopped at the pause (" << ticks_paused << " ticks before it)\n"
+      << ctrd_->describe();
+  for (size_t i = 0; i < ticks.size(); ++i) ASSERT_EQ(ticks[i], static_cast<int>(i)) << "tick lost or reordered";
 
   // The agent connection survives the VM pause.
   auto after = ctrd_->ctr({"tasks", "exec", "--exec-id", "e2", "daemon", "echo", "after resume"});

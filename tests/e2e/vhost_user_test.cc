@@ -146,6 +146,76 @@ common::UniqueFd hybrid_connect(const std::string& uds_path, uint32_t port, std:
   return {};
 }
 
+// Just enough of the QEMU Machine Protocol (QEMU docs/interop/qmp-spec.rst)
+// for `stop` and `cont`: one JSON object per line, a greeting, then
+// `qmp_capabilities`; each command answered by a line with "return" or
+// "error", asynchronous events ("event") in between.
+class Qmp {
+ public:
+  // Connects to QEMU's `-qmp unix:<path>,server=on,wait=off` socket.
+  bool connect(const std::string& path, std::string& error) {
+    for (int attempt = 0; attempt < 100 && !fd_; ++attempt) {
+      common::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+      sockaddr_un addr = unix_address(path);
+      if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+        fd_ = std::move(fd);
+      } else {
+        std::this_thread::sleep_for(50ms);
+      }
+    }
+    if (!fd_) {
+      error = "cannot connect to QMP at " + path + ": " + std::strerror(errno);
+      return false;
+    }
+    std::string greeting = read_line();
+    if (greeting.find("\"QMP\"") == std::string::npos) {
+      error = "unexpected QMP greeting: " + greeting;
+      return false;
+    }
+    return execute("qmp_capabilities", error);
+  }
+
+  // Runs `command`; false with `error` set on an error answer or silence.
+  bool execute(const std::string& command, std::string& error) {
+    std::string line = "{\"execute\": \"" + command + "\"}\n";
+    if (!write_all(fd_.get(), reinterpret_cast<const uint8_t*>(line.data()), line.size())) {
+      error = "qmp " + command + ": send failed";
+      return false;
+    }
+    for (;;) {
+      std::string answer = read_line();
+      if (answer.empty()) {
+        error = "qmp " + command + ": no answer";
+        return false;
+      }
+      if (answer.find("\"return\"") != std::string::npos) return true;
+      if (answer.find("\"error\"") != std::string::npos) {
+        error = "qmp " + command + ": " + answer;
+        return false;
+      }
+    }
+  }
+
+ private:
+  std::string read_line() {
+    for (;;) {
+      if (auto nl = buffer_.find('\n'); nl != std::string::npos) {
+        std::string line = buffer_.substr(0, nl);
+        buffer_.erase(0, nl + 1);
+        return line;
+      }
+      if (!wait_fd(fd_.get(), POLLIN, kStepTimeout)) return "";
+      char buf[4096];
+      ssize_t n = ::read(fd_.get(), buf, sizeof buf);
+      if (n <= 0) return "";
+      buffer_.append(buf, static_cast<size_t>(n));
+    }
+  }
+
+  common::UniqueFd fd_;
+  std::string buffer_;
+};
+
 struct VhostUserGuestTest : ::testing::Test {
   TempDir dir{"ember-vu-e2e"};
   fs::path image = dir / "rootfs.ext4";
@@ -316,6 +386,88 @@ TEST_F(VhostUserGuestTest, HostAndGuestExchangeDataOverHybridVsock) {
                               " bytes fnv=" + hex(fnv1a(expected.data(), expected.size())) + "$",
                           kStepTimeout))
       << guest.describe() << backend_log();
+  expect_clean_exit(guest);
+}
+
+// `ctr task pause` under the QEMU hypervisor is QMP `stop`: QEMU stops the
+// vhost-user rings (GET_VRING_BASE) and restarts them on `cont`. The vsock
+// connections the guest has (container stdio, the agent channel) must come
+// through: ember's backend keeps the device state across the ring stop.
+TEST_F(VhostUserGuestTest, VsockStreamSurvivesAVmPauseAndResume) {
+  REQUIRE_VHOST_USER_GUEST();
+  add_vsock();
+  std::string qmp_path = (dir / "qmp.sock").string();
+  qemu_args.insert(qemu_args.end(), {"-qmp", "unix:" + qmp_path + ",server=on,wait=off"});
+  QemuGuest guest(guest_config("vsock-echo"));
+  ASSERT_TRUE(guest.wait_for_line("^EMBER-VU vsock-listening port=5000$", kBootTimeout))
+      << guest.describe() << backend_log();
+  Qmp qmp;
+  std::string error;
+  ASSERT_TRUE(qmp.connect(qmp_path, error)) << error << "\n" << guest.describe();
+
+  std::string answer;
+  common::UniqueFd conn = hybrid_connect(vsock_uds, kEchoPort, answer);
+  ASSERT_TRUE(conn) << "hybrid vsock CONNECT failed: " << answer << "\n"
+                    << guest.describe() << backend_log();
+  std::vector<uint8_t> data(768 * 1024);
+  std::mt19937_64 random(7);
+  for (auto& b : data) b = static_cast<uint8_t>(random());
+  // Part 1 before the pause, echoed at once: the stream is established.
+  const size_t part1 = 64 * 1024;
+  ASSERT_TRUE(write_all(conn.get(), data.data(), part1));
+  std::vector<uint8_t> echoed;
+  uint8_t buf[65536];
+  while (echoed.size() < part1 && wait_fd(conn.get(), POLLIN, kStepTimeout)) {
+    ssize_t n = ::read(conn.get(), buf, sizeof buf);
+    if (n <= 0) break;
+    echoed.insert(echoed.end(), buf, buf + n);
+  }
+  ASSERT_EQ(echoed.size(), part1) << guest.describe() << backend_log();
+
+  ASSERT_TRUE(qmp.execute("stop", error)) << error << "\n" << guest.describe();
+  // `stop` returns once the VM stopped; QEMU has stopped the rings by then.
+  EXPECT_NE(read_text(log_path).find("device rings stopped, device state kept"), std::string::npos)
+      << "QEMU's stop did not stop the vhost-user rings\n"
+      << backend_log();
+  // Part 2 while the VM is paused: the host socket takes what fits and keeps
+  // it; nothing is echoed by a paused guest.
+  size_t sent = part1;
+  while (sent < data.size()) {
+    ssize_t n =
+        ::send(conn.get(), data.data() + sent, data.size() - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n <= 0) break;
+    sent += static_cast<size_t>(n);
+  }
+  size_t written_while_paused = sent - part1;
+  EXPECT_GT(written_while_paused, 0u);
+  EXPECT_FALSE(wait_fd(conn.get(), POLLIN, 1s)) << "a paused guest echoed data";
+  std::cout << "[ pause    ] " << written_while_paused
+            << " bytes written into the vsock stream while the VM was paused\n";
+
+  ASSERT_TRUE(qmp.execute("cont", error)) << error << "\n" << guest.describe();
+  // Part 3 after the resume. The end of the stream only once everything came
+  // back: on EOF the guest leaves its echo loop and powers off, and bytes
+  // still queued in its vsock stack would go down with it.
+  bool rest_sent = false;
+  std::thread writer(
+      [&] { rest_sent = write_all(conn.get(), data.data() + sent, data.size() - sent); });
+  while (echoed.size() < data.size() && wait_fd(conn.get(), POLLIN, kStepTimeout)) {
+    ssize_t n = ::read(conn.get(), buf, sizeof buf);
+    if (n <= 0) break;
+    echoed.insert(echoed.end(), buf, buf + n);
+  }
+  writer.join();
+  EXPECT_TRUE(rest_sent);
+  ASSERT_EQ(echoed.size(), data.size()) << guest.describe() << backend_log();
+  EXPECT_TRUE(echoed == data) << "the stream came back altered";
+  ::shutdown(conn.get(), SHUT_WR);
+  EXPECT_TRUE(read_until_eof(conn.get(), kStepTimeout).empty());
+  ASSERT_TRUE(guest.wait_for_line(
+      "^EMBER-VU vsock-echoed bytes=" + std::to_string(data.size()) + "$", kStepTimeout))
+      << guest.describe() << backend_log();
+  std::string log = read_text(log_path);
+  EXPECT_NE(log.find("device rings restarted"), std::string::npos) << backend_log();
+  EXPECT_EQ(log.find("driver reset the device"), std::string::npos) << backend_log();
   expect_clean_exit(guest);
 }
 

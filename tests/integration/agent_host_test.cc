@@ -148,7 +148,11 @@ class AgentHostTest : public ::testing::Test {
               (*dir_ / "root").string(),
               "--cgroup-parent",
               cgroup_parent_,
-              "--debug"};
+              "--debug",
+              // The health check (lost exits, missed OOM notifications,
+              // thrashing) often, so every test here exercises it.
+              "--health-interval-ms",
+              "200"};
     log_fd_.reset(
         ::open((*dir_ / "agent.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     o.stderr_fd = log_fd_.get();
@@ -190,6 +194,8 @@ class AgentHostTest : public ::testing::Test {
       }
       ::rmdir(parent.c_str());
     }
+    // The health check's safety net must never fire on a healthy run.
+    EXPECT_EQ(agent_log().find("exit status lost"), std::string::npos) << agent_log();
     if (HasFailure() && dir_)
       std::cerr << "---- agent log ----\n" << agent_log() << "-------------------\n";
   }
@@ -420,6 +426,36 @@ TEST_F(AgentHostTest, TerminalTakesItsInitialSizeAndResizes) {
   remove("tty");
 }
 
+// `ctr run -t` from some terminals sends 0x0. It is applied as is, like
+// containerd's runc shim does: the terminal then has no size.
+TEST_F(AgentHostTest, ResizeToZeroByZeroIsAccepted) {
+  // busybox `stty size` reports a 0x0 terminal as an error on stdin ("stty:
+  // standard input") where it prints "ROWS COLS" for a sized one.
+  json spec = make_spec({"sh", "-c", "stty size; read a; stty size; read b; stty size"});
+  auto st = create("tty0", spec, dir_rootfs(), true, true, false, true, 80, 24);
+  start("tty0");
+  EXPECT_NE(read_until(st.out.get(), "24 80").find("24 80"), std::string::npos);
+  v1::ResizePtyRequest resize;
+  resize.set_container_id("tty0");
+  resize.set_width(0);
+  resize.set_height(0);
+  EXPECT_EQ(code_of([&] { api().ResizePty(resize); }), ttrpc::Code::kOk);
+  write_all(st.in.get(), "go\n");
+  std::string zero = read_until(st.out.get(), "stty: standard input");
+  EXPECT_EQ(zero.find("24 80"), std::string::npos) << "the size did not change: " << zero;
+  resize.set_width(70000);  // more than a winsize holds
+  EXPECT_EQ(code_of([&] { api().ResizePty(resize); }), ttrpc::Code::kInvalidArgument);
+  resize.set_width(100);
+  resize.set_height(30);
+  api().ResizePty(resize);
+  write_all(st.in.get(), "again\n");
+  EXPECT_NE(read_until(st.out.get(), "30 100").find("30 100"), std::string::npos)
+      << "the terminal still takes sizes after 0x0";
+  read_to_eof(st.out.get());
+  EXPECT_EQ(wait("tty0").exit_status(), 0u);
+  remove("tty0");
+}
+
 TEST_F(AgentHostTest, ExecWithTerminalResizesAndSeesEofCharacter) {
   create("ttyhost", make_spec({"sleep", "1000"}), dir_rootfs(), false, false, false);
   start("ttyhost");
@@ -511,14 +547,19 @@ TEST_F(AgentHostTest, StatsReportCpuMemoryAndPids) {
   remove("stats");
 }
 
+// dd fills a 64 MiB buffer in one read(2): anonymous memory only, so the OOM
+// kill comes at once (a pipeline that keeps faulting in its program's file
+// pages can thrash at the limit instead; see the guest test).
 TEST_F(AgentHostTest, OomKillIsReportedBeforeTheExit) {
-  json spec = make_spec({"sh", "-c", "head -c 256m /dev/zero | tail; echo survived"});
+  json spec =
+      make_spec({"sh", "-c", "dd if=/dev/zero of=/dev/null bs=64M count=1; echo survived"});
   spec["linux"]["resources"]["memory"] = {{"limit", 16 * 1024 * 1024}, {"swap", 16 * 1024 * 1024}};
   auto st = create("oom", spec, dir_rootfs(), false, true, false);
   start("oom");
   auto exit = wait("oom");
-  EXPECT_TRUE(exit.oom_killed());
-  read_to_eof(st.out.get());
+  EXPECT_TRUE(exit.oom_killed()) << "dd was OOM-killed, even though sh lived on";
+  EXPECT_EQ(exit.exit_status(), 0u);
+  EXPECT_EQ(read_to_eof(st.out.get()), "survived\n");
 
   // The event log: an OOM event for "oom", then the exit of its init.
   uint64_t after = 0, oom_seq = 0, exit_seq = 0;
@@ -540,6 +581,36 @@ TEST_F(AgentHostTest, OomKillIsReportedBeforeTheExit) {
   ASSERT_NE(exit_seq, 0u);
   EXPECT_LT(oom_seq, exit_seq);
   remove("oom");
+}
+
+// 11 MiB of tmpfs the cgroup cannot give back and an 8 MiB file read over
+// and over in what is left of 16 MiB: every pass evicts the file and reads it
+// back. Reclaim always frees something, so the kernel never OOM-kills; the
+// agent reports the thrashing, and a kill still ends the wait.
+TEST_F(AgentHostTest, ThrashingAtTheMemoryLimitIsLoggedAndTheExitStillComes) {
+  json spec = make_spec({"sh", "-c",
+                         "dd if=/dev/zero of=/big bs=1M count=8 conv=fsync 2>/dev/null && "
+                         "head -c 11m /dev/zero > /dev/shm/hold && "
+                         "while true; do cat /big > /dev/null; done"});
+  spec["linux"]["resources"]["memory"] = {{"limit", 16 * 1024 * 1024}, {"swap", 16 * 1024 * 1024}};
+  create("thrash", spec, ext4_rootfs(), false, false, false);
+  start("thrash");
+  bool reported = false;
+  for (int i = 0; i < 300 && !reported; ++i) {
+    std::this_thread::sleep_for(100ms);
+    reported = agent_log().find("container thrash is thrashing at its memory limit") !=
+               std::string::npos;
+  }
+  ASSERT_TRUE(reported) << "no thrashing report";
+  EXPECT_EQ(state("thrash").status(), v1::PROCESS_STATUS_RUNNING);
+  v1::ContainerStatsRequest req;
+  req.set_container_id("thrash");
+  EXPECT_EQ(api().ContainerStats(req).memory().oom_kills(), 0u);
+  signal("thrash", SIGKILL, true);
+  auto exit = wait("thrash");
+  EXPECT_EQ(exit.exit_status(), 137u);
+  EXPECT_FALSE(exit.oom_killed());
+  remove("thrash");
 }
 
 TEST_F(AgentHostTest, DeleteLeavesNoMountLoopDeviceCgroupOrBundle) {

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "vmm/common/error.h"
+#include "vmm/common/text.h"
 
 namespace ember::vmm {
 namespace {
@@ -246,44 +247,6 @@ const GroupSpec* family_of(std::string_view name, std::string_view* anchor) {
   return nullptr;
 }
 
-void append_json_string(std::string& out, std::string_view s) {
-  static const char kHex[] = "0123456789abcdef";
-  out += '"';
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      default:
-        if (c < 0x20) {
-          out += "\\u00";
-          out += kHex[c >> 4];
-          out += kHex[c & 0xf];
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  out += '"';
-}
 
 }  // namespace
 
@@ -360,7 +323,7 @@ void Metrics::set_instance_id(std::string id) {
 }
 
 void Metrics::serialize_group_locked(Group& group, std::string& out) {
-  append_json_string(out, group.name);
+  common::append_json_string(out, group.name);
   out += ":{";
   bool first = true;
   std::vector<bool> done(group.entries.size(), false);
@@ -378,14 +341,14 @@ void Metrics::serialize_group_locked(Group& group, std::string& out) {
     first = false;
     size_t dot = e.name.find('.');
     if (dot == std::string::npos) {
-      append_json_string(out, e.name);
+      common::append_json_string(out, e.name);
       out += ':';
       out += std::to_string(value_of(e));
       continue;
     }
     // A nested object: all keys sharing this prefix, in registration order.
     std::string_view prefix(e.name.data(), dot);
-    append_json_string(out, prefix);
+    common::append_json_string(out, prefix);
     out += ":{";
     bool inner_first = true;
     for (size_t j = i; j < group.entries.size(); ++j) {
@@ -396,7 +359,7 @@ void Metrics::serialize_group_locked(Group& group, std::string& out) {
       done[j] = true;
       if (!inner_first) out += ',';
       inner_first = false;
-      append_json_string(out, std::string_view(f.name).substr(dot + 1));
+      common::append_json_string(out, std::string_view(f.name).substr(dot + 1));
       out += ':';
       out += std::to_string(value_of(f));
     }
@@ -415,7 +378,7 @@ std::string Metrics::serialize() {
   out += std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(now).count());
   if (config_ && config_->emit_id) {
     out += ",\"id\":";
-    append_json_string(out, instance_id_);
+    common::append_json_string(out, instance_id_);
   }
   if (config_ && !config_->properties.empty()) {
     out += ",\"properties\":{";
@@ -423,9 +386,9 @@ std::string Metrics::serialize() {
     for (const auto& [k, v] : config_->properties) {  // std::map: sorted, as Firecracker's BTreeMap
       if (!first) out += ',';
       first = false;
-      append_json_string(out, k);
+      common::append_json_string(out, k);
       out += ':';
-      append_json_string(out, v);
+      common::append_json_string(out, v);
     }
     out += '}';
   }

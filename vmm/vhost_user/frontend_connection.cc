@@ -70,7 +70,7 @@ FrontendConnection::FrontendConnection(common::UniqueFd socket, virtio::VirtioDe
 
 FrontendConnection::~FrontendConnection() {
   try {
-    deactivate();
+    reset_device();
   } catch (const std::exception& e) {
     LOG_ERROR(logger_, name_ + ": resetting the device on disconnect failed: " + e.what());
   }
@@ -217,9 +217,10 @@ void FrontendConnection::set_features(const Message& msg) {
   uint64_t device_features = features & ~(uint64_t(1) << kFeatureProtocolFeatures);
   bool protocol = features & (uint64_t(1) << kFeatureProtocolFeatures);
   if (device_features == acked_features_ && protocol == protocol_features_acked_) return;
-  // Features are fixed while the device runs: stop it, re-activate with the
-  // new set (QEMU only changes them between vhost_dev_stop and start).
-  deactivate();
+  // Features are fixed while the device lives: other bits mean the driver
+  // negotiated again, i.e. reset the device (QEMU sends the same bits on
+  // every vhost_dev_start, so a pause/resume does not come here).
+  reset_device();
   acked_features_ = device_features;
   protocol_features_acked_ = protocol;
   update_activation();
@@ -250,9 +251,11 @@ void FrontendConnection::set_mem_table(Message& msg) {
   std::memcpy(regions.data(), msg.payload.data() + sizeof header,
               regions.size() * sizeof(MemoryRegionDesc));
   auto table = std::make_unique<MemoryTable>(MemoryTable::map(regions, std::move(msg.fds)));
-  // The running device holds a reference to the old memory: stop it first,
-  // then resume with the same ring positions in the new table.
-  deactivate();
+  // The running device holds a reference to the old memory: stop its queues
+  // first (QEMU sends the table on every vhost_dev_start, and again on memory
+  // hotplug while running), then resume at the same positions in the new
+  // table.
+  stop_device();
   memory_ = std::move(table);
   LOG_INFO(logger_, name_ + ": memory table " + memory_->describe());
   if (!memory_->sealed_against_shrinking()) {
@@ -287,7 +290,7 @@ void FrontendConnection::set_vring_num(const Message& msg) {
                         " is not a power of two <= " + std::to_string(kMaxQueueSize));
   }
   if (ring.num == state.num) return;
-  deactivate();
+  stop_device();
   ring.num = static_cast<uint16_t>(state.num);
   update_activation();
 }
@@ -300,7 +303,7 @@ void FrontendConnection::set_vring_addr(const Message& msg) {
     throw ProtocolError("SET_VRING_ADDR: vring " + std::to_string(addr.index) +
                         " asks for used-ring logging, which needs VHOST_F_LOG_ALL (not offered)");
   }
-  deactivate();
+  stop_device();
   ring.addr = addr;
   // Addresses are checked against the table now when there is one (QEMU
   // always sends the table first), and again on every activation.
@@ -318,7 +321,7 @@ void FrontendConnection::set_vring_base(const Message& msg) {
     throw ProtocolError("SET_VRING_BASE: vring " + std::to_string(state.index) + " base " +
                         std::to_string(state.num) + " does not fit a split ring's 16-bit index");
   }
-  deactivate();
+  stop_device();
   ring.base = static_cast<uint16_t>(state.num);
   update_activation();
 }
@@ -327,10 +330,14 @@ void FrontendConnection::get_vring_base(const Message& msg) {
   auto state = msg.payload_as<VringState>();
   msg.expect_fds(0);
   Vring& ring = ring_for(msg, state.index);
-  // vhost-user.rst "Ring states": GET_VRING_BASE stops the ring. The device
-  // cannot run on a subset of its queues, so it is reset; deactivate() saves
-  // every ring's position first.
-  deactivate();
+  // vhost-user.rst "Ring states": GET_VRING_BASE stops the ring, and the
+  // backend reports the index it will resume from. A stop is not a reset:
+  // QEMU stops every ring to pause the VM and restarts them on `cont`, and
+  // the driver knows nothing of it. The device cannot run on a subset of its
+  // queues, so all of them stop, keeping the device's state; stop_device()
+  // saves every ring's position. Nothing is in flight (DeviceBase), so
+  // next_avail is that index.
+  stop_device();
   stop_kick(ring);
   ring.started = false;
   VringState out{state.index, ring.base};
@@ -491,7 +498,7 @@ void FrontendConnection::set_backend_req_fd(Message& msg) {
 }
 
 void FrontendConnection::reset_rings(bool forget_everything) {
-  deactivate();
+  reset_device();
   for (Vring& ring : rings_) {
     stop_kick(ring);
     ring.started = false;
@@ -546,13 +553,13 @@ void FrontendConnection::update_activation() {
   bool ready = ready_to_activate();
   if (ready == active_) return;
   if (ready) {
-    activate();
+    start_device();
   } else {
-    deactivate();
+    stop_device();
   }
 }
 
-void FrontendConnection::activate() {
+void FrontendConnection::start_device() {
   std::vector<virtio::QueueState> queues;
   for (size_t i = 0; i < ring_count_; ++i) {
     virtio::QueueState state = queue_state_for(static_cast<uint32_t>(i));
@@ -565,21 +572,37 @@ void FrontendConnection::activate() {
     state.next_used = memory_->memory().load_acquire_u16(state.used_ring + 2);
     queues.push_back(state);
   }
+  bool restart = device_state_ == DeviceState::kStopped;
   {
     auto guard = device_.lock();
+    virtio::ActivationContext context{memory_->memory(), std::move(queues), acked_features_, *this,
+                                      loop_};
     try {
-      device_.activate(virtio::ActivationContext{memory_->memory(), std::move(queues),
-                                                 acked_features_, *this, loop_});
+      // A restart continues with the device's state when the rings pick up
+      // where they stopped (a VM resume), and starts afresh otherwise.
+      if (restart) {
+        device_.restart_queues(std::move(context));
+      } else {
+        device_.activate(std::move(context));
+      }
     } catch (const common::Error& e) {
+      // Both leave the device reset.
+      device_state_ = DeviceState::kIdle;
       counters_.activate_fails.inc();
-      throw ProtocolError(std::string("activating the device failed: ") + e.what());
+      throw ProtocolError(std::string(restart ? "restarting" : "activating") +
+                          " the device failed: " + e.what());
     }
   }
+  device_state_ = DeviceState::kRunning;
   active_ = true;
   active_mirror_ = true;
   counters_.activations.inc();
-  LOG_INFO(logger_, name_ + ": device activated (features " + hex(acked_features_) + ", " +
-                        std::to_string(ring_count_) + " vrings)");
+  if (restart) {
+    LOG_INFO(logger_, name_ + ": device rings restarted");
+  } else {
+    LOG_INFO(logger_, name_ + ": device activated (features " + hex(acked_features_) + ", " +
+                          std::to_string(ring_count_) + " vrings)");
+  }
   // Buffers the driver posted before the rings were all running got kicks
   // nobody served: look at every ring once.
   for (size_t i = 0; i < ring_count_ && active_; ++i) {
@@ -588,15 +611,34 @@ void FrontendConnection::activate() {
   }
 }
 
-void FrontendConnection::deactivate() {
-  if (!active_) return;
-  auto guard = device_.lock();
-  for (size_t i = 0; i < ring_count_; ++i)
-    rings_[i].base = device_.queue_state(static_cast<uint16_t>(i)).next_avail;
-  device_.reset();
+void FrontendConnection::stop_device() {
+  if (device_state_ != DeviceState::kRunning) return;
+  {
+    auto guard = device_.lock();
+    std::vector<virtio::QueueState> positions = device_.stop_queues();
+    for (size_t i = 0; i < ring_count_ && i < positions.size(); ++i)
+      rings_[i].base = positions[i].next_avail;
+  }
+  device_state_ = DeviceState::kStopped;
   active_ = false;
   active_mirror_ = false;
-  LOG_INFO(logger_, name_ + ": device stopped");
+  LOG_INFO(logger_, name_ + ": device rings stopped, device state kept");
+}
+
+void FrontendConnection::reset_device() {
+  if (device_state_ == DeviceState::kIdle) return;
+  {
+    auto guard = device_.lock();
+    if (device_state_ == DeviceState::kRunning) {
+      for (size_t i = 0; i < ring_count_; ++i)
+        rings_[i].base = device_.queue_state(static_cast<uint16_t>(i)).next_avail;
+    }
+    device_.reset();
+  }
+  device_state_ = DeviceState::kIdle;
+  active_ = false;
+  active_mirror_ = false;
+  LOG_INFO(logger_, name_ + ": device reset");
 }
 
 void FrontendConnection::signal_used_queue(uint16_t queue_index) {

@@ -5,10 +5,18 @@
 // call and error eventfds, the backend channel) and turns it into the
 // transport side of the VirtioDevice contract (virtio_device.h): it activates
 // the device once every ring the frontend drives is started (kick fd
-// received) and enabled and a memory table is set, deactivates it when a ring
-// stops (GET_VRING_BASE), is disabled or is reconfigured, forwards kicks to
+// received) and enabled and a memory table is set, forwards kicks to
 // process_queue(), and implements Interrupt over the call eventfds and
 // CONFIG_CHANGE_MSG on the backend channel.
+//
+// Stopping is not resetting (vhost-user.rst "Ring states"): when a ring
+// stops (GET_VRING_BASE: QEMU pauses the VM or the device), is disabled, or
+// is reconfigured (new memory table, address, size or base), the device's
+// queues are stopped with its state kept (VirtioDevice::stop_queues) and
+// restarted from the positions the frontend sends back once every ring runs
+// again; a vsock device keeps its connections across a `stop`/`cont`. Only
+// RESET_OWNER, RESET_DEVICE, new feature bits and the frontend going away
+// reset the device.
 //
 // Every request is validated; a request that breaks the protocol throws
 // ProtocolError out of handle_readable() and the owner drops the connection.
@@ -62,8 +70,8 @@ class FrontendConnection : private virtio::Interrupt {
                      FailureHandler on_failure, std::atomic<bool>& active);
   FrontendConnection(const FrontendConnection&) = delete;
   FrontendConnection& operator=(const FrontendConnection&) = delete;
-  // Deactivates the device and unregisters every fd this connection added to
-  // the loop (the socket itself is the owner's business).
+  // Resets the device and unregisters every fd this connection added to the
+  // loop (the socket itself is the owner's business).
   ~FrontendConnection() override;
 
   int socket_fd() const { return socket_.get(); }
@@ -73,6 +81,7 @@ class FrontendConnection : private virtio::Interrupt {
   // (the owner logs it and drops the connection).
   bool handle_readable();
 
+  // The device is serving the rings (not idle, not stopped).
   bool device_active() const { return active_; }
 
   // Tells the frontend the device's config space changed
@@ -121,10 +130,15 @@ class FrontendConnection : private virtio::Interrupt {
   // them as guest addresses; throws ProtocolError.
   virtio::QueueState queue_state_for(uint32_t index) const;
   bool ready_to_activate() const;
-  // Activates or deactivates the device to match the ring states.
+  // Starts or stops the device to match the ring states.
   void update_activation();
-  void activate();
-  void deactivate();
+  // Activates the device, or restarts its stopped queues.
+  void start_device();
+  // Stops the running device's queues, keeping its state; saves each ring's
+  // position in Vring::base.
+  void stop_device();
+  // Resets the device (running or stopped): its state is gone.
+  void reset_device();
   void on_kick(uint32_t index);
   void stop_kick(Vring& ring);
 
@@ -146,7 +160,9 @@ class FrontendConnection : private virtio::Interrupt {
   uint64_t protocol_features_ = 0;
   std::unique_ptr<MemoryTable> memory_;
   common::UniqueFd backend_channel_;
-  bool active_ = false;
+  enum class DeviceState { kIdle, kRunning, kStopped };
+  DeviceState device_state_ = DeviceState::kIdle;
+  bool active_ = false;  // device_state_ == kRunning
   std::atomic<bool>& active_mirror_;
   bool config_change_warned_ = false;
   bool failed_ = false;

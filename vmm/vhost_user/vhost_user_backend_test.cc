@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -13,6 +14,9 @@
 
 #include <cstring>
 #include <fstream>
+#include <functional>
+#include <map>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -514,6 +518,302 @@ TEST_F(BackendTest, StaleSocketFileIsReplacedButOtherFilesAreNot) {
                           logger, metrics);
   EXPECT_THROW(second.start(), common::Error);
   EXPECT_TRUE(backend->connected());
+}
+
+// ---- vsock across a ring stop ------------------------------------------------
+
+// The guest end of vsock over the two rings QEMU's vhost-user-vsock-device
+// hands the backend (rx = vring 0, tx = vring 1; virtio 1.2 §5.10.2): it
+// keeps RX buffers posted, accepts one host-initiated stream on kPort, and
+// moves bytes both ways under credit (§5.10.6.3), consuming what it receives
+// at once.
+class RingVsockGuest {
+ public:
+  static constexpr uint64_t kCid = 3;
+  static constexpr uint32_t kPort = 52;
+  static constexpr uint32_t kBufAlloc = 256 * 1024;
+  static constexpr uint32_t kRxPayload = 4096;
+
+  RingVsockGuest(const GuestMemory& memory, GuestAllocator& allocator, FrontendRing& rx,
+                 FrontendRing& tx)
+      : memory_(memory), allocator_(allocator), rx_(rx), tx_(tx) {}
+
+  void post_rx_buffers(size_t count) {
+    for (size_t i = 0; i < count; ++i) {
+      GuestAddress addr = allocator_.alloc(sizeof(virtio::VsockHeader) + kRxPayload, 8);
+      post(addr);
+    }
+  }
+
+  // Takes every used RX buffer (and reposts it), answers the host's REQUEST
+  // and CREDIT_REQUESTs, credits consumed bytes back, reclaims TX buffers.
+  // Returns the packets received.
+  size_t drain() {
+    size_t packets = 0;
+    while (auto used = rx_.queue.next_used()) {
+      GuestAddress addr = rx_heads_.at(static_cast<uint16_t>(used->id));
+      rx_heads_.erase(static_cast<uint16_t>(used->id));
+      ++packets;
+      auto h = memory_.read_obj<virtio::VsockHeader>(addr);
+      if (h.op == virtio::kVsockOpRw) {
+        auto payload = virtio::testing::get_bytes(memory_, addr + sizeof h, h.len);
+        received.append(payload.begin(), payload.end());
+        fwd_cnt_ += h.len;
+      } else {
+        control.push_back(h);
+      }
+      handle(h);
+      post(addr);
+    }
+    if (!rx_heads_.empty()) rx_.notify();
+    while (tx_.queue.next_used()) {
+    }
+    // As Linux does: tell the host about freed space before it runs out.
+    if (connected && fwd_cnt_ - fwd_cnt_sent_ >= kBufAlloc / 4) send(virtio::kVsockOpCreditUpdate);
+    return packets;
+  }
+
+  // Drains until `done()`, waiting on the RX call eventfd in between.
+  bool pump_until(const std::function<bool()>& done, std::chrono::milliseconds timeout = 10s) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      drain();
+      if (done()) return true;
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      rx_.wait_call(10ms);
+    }
+  }
+
+  void send(uint16_t op, const std::string& payload = {}) {
+    virtio::VsockHeader h;
+    h.src_cid = kCid;
+    h.dst_cid = virtio::kVsockHostCid;
+    h.src_port = kPort;
+    h.dst_port = host_port;
+    h.type = virtio::kVsockTypeStream;
+    h.op = op;
+    h.len = static_cast<uint32_t>(payload.size());
+    h.buf_alloc = kBufAlloc;
+    h.fwd_cnt = fwd_cnt_;
+    fwd_cnt_sent_ = fwd_cnt_;
+    GuestAddress at = allocator_.alloc(sizeof h + payload.size() + 1, 8);
+    memory_.write_obj(at, h);
+    std::vector<Buffer> chain{{at, static_cast<uint32_t>(sizeof h), false}};
+    if (!payload.empty()) {
+      memory_.write(at + sizeof h,
+                    std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(payload.data()),
+                                             payload.size()));
+      chain.push_back({at + sizeof h, static_cast<uint32_t>(payload.size()), false});
+    }
+    tx_.queue.add_chain(chain);
+    tx_.notify();
+  }
+
+  bool connected = false;
+  bool reset = false;
+  uint32_t host_port = 0;
+  std::string received;
+  std::vector<virtio::VsockHeader> control;  // every packet but RW
+
+ private:
+  void post(GuestAddress addr) {
+    uint16_t head = rx_.queue.add_chain(
+        {{addr, static_cast<uint32_t>(sizeof(virtio::VsockHeader) + kRxPayload), true}});
+    rx_heads_[head] = addr;
+  }
+  void handle(const virtio::VsockHeader& h) {
+    if (h.op == virtio::kVsockOpRequest && h.dst_port == kPort && !connected) {
+      host_port = h.src_port;
+      connected = true;
+      send(virtio::kVsockOpResponse);
+    } else if (h.op == virtio::kVsockOpCreditRequest) {
+      send(virtio::kVsockOpCreditUpdate);
+    } else if (h.op == virtio::kVsockOpRst) {
+      reset = true;
+      connected = false;
+    }
+  }
+
+  const GuestMemory& memory_;
+  GuestAllocator& allocator_;
+  FrontendRing& rx_;
+  FrontendRing& tx_;
+  std::map<uint16_t, GuestAddress> rx_heads_;
+  uint32_t fwd_cnt_ = 0;
+  uint32_t fwd_cnt_sent_ = 0;
+};
+
+struct VsockBackendTest : BackendTest {
+  std::string uds = (dir / "vsock.sock").string();
+  FrontendRing rx{memory.memory(), allocator, 256};
+  FrontendRing tx{memory.memory(), allocator, 256};
+  RingVsockGuest guest{memory.memory(), allocator, rx, tx};
+  std::optional<FakeFrontend> frontend;
+  uint64_t features = 0;
+  common::UniqueFd client;  // the host end of the stream
+
+  void SetUp() override {
+    BackendTest::SetUp();
+    backend = std::make_unique<VhostUserBackend>(
+        socket,
+        std::make_unique<virtio::VsockDevice>(VsockConfig{RingVsockGuest::kCid, uds}, logger,
+                                              metrics),
+        logger, metrics);
+    backend->start();
+    frontend.emplace(FakeFrontend::connect(socket));
+    // Without EVENT_IDX every used buffer is signalled: the test guest
+    // never has to re-arm used_event.
+    features = frontend->handshake() & ~(uint64_t(1) << virtio::kFeatureEventIdx);
+    guest.post_rx_buffers(128);
+    frontend->start(features, memory, {&rx, &tx});
+  }
+
+  // The host side opens the stream: Firecracker's hybrid "CONNECT <port>"
+  // (reference/firecracker-compat.md §3), answered "OK <local port>".
+  void connect_host() {
+    client.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, uds.c_str(), sizeof addr.sun_path - 1);
+    ASSERT_EQ(::connect(client.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    std::string line = "CONNECT " + std::to_string(RingVsockGuest::kPort) + "\n";
+    ASSERT_EQ(::write(client.get(), line.data(), line.size()), static_cast<ssize_t>(line.size()));
+    ASSERT_TRUE(guest.pump_until([&] { return guest.connected; })) << log();
+    std::string answer = host_read(3 + 10 + 1);
+    EXPECT_EQ(answer, "OK " + std::to_string(guest.host_port) + "\n");
+  }
+  // Reads from the host end until `len` bytes (or EOF, or 5 s without data).
+  std::string host_read(size_t len) {
+    std::string got;
+    char buf[4096];
+    while (got.size() < len) {
+      pollfd p{client.get(), POLLIN, 0};
+      if (::poll(&p, 1, 5000) != 1) break;
+      ssize_t n = ::read(client.get(), buf, std::min(sizeof buf, len - got.size()));
+      if (n <= 0) break;
+      got.append(buf, static_cast<size_t>(n));
+    }
+    return got;
+  }
+  bool host_sees_eof(std::chrono::milliseconds timeout = 5s) {
+    char buf[256];
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      pollfd p{client.get(), POLLIN, 0};
+      if (::poll(&p, 1, 50) != 1) continue;
+      ssize_t n = ::read(client.get(), buf, sizeof buf);
+      if (n == 0 || (n < 0 && errno == ECONNRESET)) return true;
+    }
+    return false;
+  }
+};
+
+TEST_F(VsockBackendTest, StreamSurvivesARingStopAndRestartWithEveryByteInOrder) {
+  connect_host();
+  std::vector<uint8_t> data(1 << 20);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = pattern(i, static_cast<uint8_t>(i >> 12));
+  size_t sent = 0;
+  size_t limit = 256 * 1024;  // the first part goes out before the stop
+  // The host writes up to `limit` as fast as the stream takes it (never
+  // blocking).
+  auto feed = [&] {
+    while (sent < limit) {
+      ssize_t n = ::send(client.get(), data.data() + sent, std::min<size_t>(limit - sent, 65536),
+                         MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n <= 0) return;
+      sent += static_cast<size_t>(n);
+    }
+  };
+  ASSERT_TRUE(guest.pump_until([&] {
+    feed();
+    return guest.received.size() >= 128 * 1024;
+  })) << log();
+
+  // QEMU's `stop`: every ring disabled, then GET_VRING_BASE.
+  auto bases = frontend->stop(2);
+  ASSERT_EQ(bases.size(), 2u);
+  EXPECT_FALSE(backend->device_active());
+  // Nothing was in flight: the bases are where the used rings stand.
+  EXPECT_EQ(bases[0], rx.queue.used_idx());
+  EXPECT_EQ(bases[1], tx.queue.used_idx());
+  guest.drain();
+  uint16_t rx_used = rx.queue.used_idx();
+  uint16_t tx_used = tx.queue.used_idx();
+  size_t received_at_stop = guest.received.size();
+
+  // While stopped the host keeps writing (its socket fills up, nothing is
+  // dropped) and the guest queues a packet of its own; the backend touches
+  // neither ring.
+  size_t sent_at_stop = sent;
+  limit = data.size();
+  guest.send(virtio::kVsockOpRw, "written by the guest while stopped");
+  for (int i = 0; i < 30; ++i) {
+    feed();
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_GT(sent, sent_at_stop) << "the host could not write while the rings were stopped";
+  EXPECT_EQ(guest.drain(), 0u);
+  EXPECT_EQ(rx.queue.used_idx(), rx_used) << "the backend wrote into a stopped RX ring";
+  EXPECT_EQ(tx.queue.used_idx(), tx_used) << "the backend consumed a stopped TX ring";
+  EXPECT_EQ(guest.received.size(), received_at_stop);
+  pollfd readable{client.get(), POLLIN, 0};
+  EXPECT_EQ(::poll(&readable, 1, 0), 0) << "the guest's packet left a stopped TX ring";
+
+  // QEMU's `cont`: the whole start sequence again, with a new memory table
+  // (a fresh mapping of the same memfd) and the bases it got back.
+  frontend->start(features, memory, {&rx, &tx},
+                  {static_cast<uint16_t>(bases[0]), static_cast<uint16_t>(bases[1])});
+  EXPECT_TRUE(backend->device_active());
+  ASSERT_TRUE(guest.pump_until([&] {
+    feed();
+    return guest.received.size() >= data.size();
+  })) << "received "
+      << guest.received.size() << " of " << data.size() << "\n"
+      << log();
+  ASSERT_EQ(guest.received.size(), data.size());
+  EXPECT_TRUE(std::memcmp(guest.received.data(), data.data(), data.size()) == 0)
+      << "the stream arrived altered";
+  EXPECT_EQ(host_read(34), "written by the guest while stopped");
+
+  // And it goes on both ways.
+  guest.send(virtio::kVsockOpRw, "pong");
+  EXPECT_EQ(host_read(4), "pong");
+  ASSERT_EQ(::write(client.get(), "ping", 4), 4);
+  ASSERT_TRUE(guest.pump_until([&] { return guest.received.size() == data.size() + 4; }));
+  EXPECT_EQ(guest.received.substr(data.size()), "ping");
+  EXPECT_FALSE(guest.reset);
+  EXPECT_EQ(metrics.counter("vsock", "conns_removed").load(), 0u);
+  std::string text = log();
+  EXPECT_NE(text.find("device rings stopped, device state kept"), std::string::npos) << text;
+  EXPECT_EQ(text.find("device reset"), std::string::npos) << text;
+}
+
+TEST_F(VsockBackendTest, ResetOwnerEndsTheStreams) {
+  connect_host();
+  frontend->send(Request::kResetOwner);
+  frontend->expect_ack(Request::kResetOwner);
+  EXPECT_FALSE(backend->device_active());
+  EXPECT_TRUE(host_sees_eof()) << log();
+}
+
+TEST_F(VsockBackendTest, FrontendGoingAwayEndsTheStreams) {
+  connect_host();
+  // Stopped first, as QEMU does on `quit` of a running VM: the disconnect
+  // still resets the device.
+  frontend->stop(2);
+  frontend.reset();
+  EXPECT_TRUE(host_sees_eof()) << log();
+}
+
+TEST_F(VsockBackendTest, RestartOnFreshRingsAfterADriverResetEndsTheStreams) {
+  connect_host();
+  frontend->stop(2);
+  // The guest reset the device meanwhile (QEMU restarts such rings at 0)
+  // and laid out new rings.
+  FrontendRing rx2(memory.memory(), allocator, 256), tx2(memory.memory(), allocator, 256);
+  frontend->start(features, memory, {&rx2, &tx2});
+  EXPECT_TRUE(host_sees_eof()) << log();
+  EXPECT_NE(log().find("the driver reset the device"), std::string::npos) << log();
 }
 
 // ---- hostile frontends -------------------------------------------------------

@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "vmm/common/text.h"
+
 namespace ember::vmm::json {
 namespace {
 
@@ -550,12 +552,12 @@ class Writer {
   }
   Writer& key(std::string_view k) {
     comma();
-    out_ += quote(k);
+    out_ += common::json_quote(k);
     out_ += ':';
     pending_value_ = true;
     return *this;
   }
-  Writer& str(std::string_view s) { return value(quote(s)); }
+  Writer& str(std::string_view s) { return value(common::json_quote(s)); }
   Writer& num(uint64_t n) { return value(std::to_string(n)); }
   Writer& boolean(bool b) { return value(b ? "true" : "false"); }
   Writer& null() { return value("null"); }
@@ -673,47 +675,6 @@ std::optional<RateLimiterConfig> effective_rate_limiter(
   return out;
 }
 
-std::string quote(std::string_view s) {
-  static const char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(s.size() + 2);
-  out += '"';
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      default:
-        if (c < 0x20) {
-          out += "\\u00";
-          out += kHex[c >> 4];
-          out += kHex[c & 0xf];
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  out += '"';
-  return out;
-}
 
 ActionType parse_action(std::string_view body) {
   return parse_document(body, [](JsonReader& r) {

@@ -41,8 +41,6 @@ std::string version_json(std::string_view version);
 std::string full_config_json(const VmResources& resources);
 // {"fault_message":"..."}
 std::string fault_message_json(std::string_view message);
-// A JSON string literal with serde_json's escaping.
-std::string quote(std::string_view s);
 
 // A rate limiter as Firecracker reports it: disabled buckets (size or
 // refill_time 0) dropped, one_time_burst 0 dropped, nullopt when nothing is left.

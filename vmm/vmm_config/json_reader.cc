@@ -6,6 +6,7 @@
 #include <optional>
 #include <vector>
 
+#include "vmm/common/text.h"
 #include "vmm/vmm_config/rust_format.h"
 
 namespace ember::vmm::json {
@@ -95,23 +96,7 @@ int hex_value(char c) {
   return -1;
 }
 
-void push_utf8(uint32_t cp, std::string& out) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
+void push_utf8(uint32_t cp, std::string& out) { common::append_utf8(out, cp); }
 
 // Rust's serde derive rejects keys it does not know; with
 // deny_unknown_fields that is "unknown field `x`, expected ...".

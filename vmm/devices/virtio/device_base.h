@@ -8,9 +8,18 @@
 // the device as needing a reset (virtio 1.2 §2.1.2) and raises a config
 // interrupt so the driver notices.
 //
-// Threading: activate(), process_queue() and reset() run on the thread that
-// runs the device's EventLoop (or before it runs), with lock() held by the
-// transport. Handlers the device registers in the loop take lock() themselves.
+// It also implements the ring stop of virtio_device.h: stop_queues() keeps
+// the device's state, drops the Queue objects (and with them every pointer
+// into guest memory) and remembers where each ring stopped; restart_queues()
+// rebuilds them over the memory the transport passes and carries on, or
+// starts afresh when the rings do not continue where they stopped. Devices
+// choose what a stop means for them through on_stop_queues() /
+// on_restart_queues(); the default is a reset and a new activation.
+//
+// Threading: activate(), process_queue(), reset(), stop_queues() and
+// restart_queues() run on the thread that runs the device's EventLoop (or
+// before it runs), with lock() held by the transport. Handlers the device
+// registers in the loop take lock() themselves.
 #pragma once
 
 #include <memory>
@@ -92,9 +101,13 @@ class DeviceLatency {
 
 class DeviceBase : public VirtioDevice {
  public:
-  bool activated() const override { return activated_; }
+  bool activated() const override { return activated_ && !stopped_; }
+  // On a device whose queues are stopped: a fresh start (reset first).
   void activate(ActivationContext context) override;
   void reset() override;
+  std::vector<QueueState> stop_queues() override;
+  void restart_queues(ActivationContext context) override;
+  // While stopped: the positions stop_queues() returned.
   QueueState queue_state(uint16_t index) const override;
   bool needs_reset() const override { return broken_; }
 
@@ -109,6 +122,20 @@ class DeviceBase : public VirtioDevice {
   virtual void on_activate() = 0;
   // Before the queues are dropped: unregister loop fds, drop connections.
   virtual void on_reset() {}
+  // stop_queues(), before the queues are dropped: make sure no loop handler
+  // touches the rings or guest memory until on_restart_queues() (activated()
+  // is already false, which the usual `activated() && !broken()` guards
+  // see). The default resets the device (on_reset(), every watched fd
+  // unregistered): right for devices whose state is worth nothing across a
+  // stop. A device with long-lived state (vsock connections) overrides both.
+  virtual void on_stop_queues() {
+    on_reset();
+    unwatch_all();
+  }
+  // restart_queues(), once the queues are rebuilt over the new memory and
+  // activated() is true again. The default activates anew. May throw
+  // common::Error like on_activate().
+  virtual void on_restart_queues() { on_activate(); }
   // Counts a malformed request (Firecracker's invalid_reqs_count/...); the
   // default does nothing beyond the log line.
   virtual void count_invalid() {}
@@ -139,9 +166,17 @@ class DeviceBase : public VirtioDevice {
   void unwatch_all();
 
  private:
+  // Builds the queues from `context` and takes over its memory, interrupt,
+  // loop and features; throws common::Error (QueueError) on a bad layout.
+  void build_queues(const ActivationContext& context);
+  // Why `context` does not continue the stopped queues ("" when it does).
+  std::string restart_mismatch(const ActivationContext& context) const;
+
   Logger& logger_;
   std::string name_;
   bool activated_ = false;
+  bool stopped_ = false;  // activated, queues stopped (stopped_at_ holds them)
+  std::vector<QueueState> stopped_at_;
   bool broken_ = false;
   bool invalid_logged_ = false;
   const GuestMemory* memory_ = nullptr;

@@ -77,6 +77,8 @@ class VirtioDevice {
   // Called once the driver has set DRIVER_OK; throws common::Error when the
   // configuration cannot be served (the transport then sets DEVICE_NEEDS_RESET).
   virtual void activate(ActivationContext context) = 0;
+  // True while the device serves its queues: false before activation, after
+  // reset() and while its queues are stopped (stop_queues() below).
   virtual bool activated() const = 0;
   // The driver notified queue `index` (a kick). Never blocks, never throws on
   // guest input: a bad request is failed or the device marks itself broken.
@@ -85,6 +87,44 @@ class VirtioDevice {
   virtual QueueState queue_state(uint16_t index) const = 0;
   // Driver wrote status 0: drop queues and unregister fds from the loop.
   virtual void reset() = 0;
+
+  // Stopping the rings is not a reset. A vhost-user frontend stops them
+  // (GET_VRING_BASE, vhost-user.rst "Ring states") when the VM is paused or
+  // its memory map changes, and starts them again from the positions it got
+  // back; the driver saw nothing and still owns its connections, requests
+  // and config. Only a reset (status 0, RESET_OWNER/RESET_DEVICE, the
+  // frontend going away) ends device state. virtio-mmio never stops rings:
+  // its VM pause freezes the device thread instead.
+  //
+  // stop_queues() (on an activated device): from its return until
+  // restart_queues() or reset() the device does not touch guest memory or
+  // the rings, raises no interrupt and ignores process_queue(); it has
+  // finished every chain it popped (ember's devices complete or put back a
+  // chain before they return), so the returned positions (one per queue;
+  // next_avail is what GET_VRING_BASE reports) are where the rings resume.
+  // Host-side state stays: a vsock device keeps its connections and leaves
+  // host bytes in the host sockets until the RX ring runs again.
+  //
+  // restart_queues(): the transport programmed the rings again, possibly
+  // over a new mapping of the same guest memory (`context.memory`; the old
+  // one may be gone). When every queue continues where it stopped (same
+  // size and addresses, next_avail as returned, used idx in guest memory as
+  // left), the device carries on with its state; otherwise the driver reset
+  // the device in between (QEMU restarts a reset virtqueue at index 0) and
+  // the device is reset and activated afresh. Throws like activate(), after
+  // resetting the device. As after activate(), the transport then calls
+  // process_queue() once per queue: kicks sent while stopped went nowhere.
+  //
+  // The defaults suit devices without long-lived state: stop is a reset
+  // (after reading the positions), restart an activation.
+  virtual std::vector<QueueState> stop_queues() {
+    std::vector<QueueState> positions;
+    for (size_t i = 0; i < queue_max_sizes().size(); ++i)
+      positions.push_back(queue_state(static_cast<uint16_t>(i)));
+    reset();
+    return positions;
+  }
+  virtual void restart_queues(ActivationContext context) { activate(std::move(context)); }
   // True once the device hit an unrecoverable driver error (a ring it cannot
   // trust): the transport reports DEVICE_NEEDS_RESET (0x40) in the status
   // register (virtio 1.2 §2.1.2). The device has already raised a

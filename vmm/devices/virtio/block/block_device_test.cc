@@ -471,6 +471,73 @@ TEST_F(BlockFixture, ResetThenReactivateServesAgain) {
   EXPECT_EQ(status_of(status), kBlockStatusOk);
 }
 
+// A vhost-user ring stop (VM pause under QEMU): block has no state worth
+// keeping beyond its drive, so it takes DeviceBase's default (reset, then
+// activate on restart); the drive, its updates and the ring positions carry
+// over.
+TEST_F(BlockFixture, StoppedQueueIsLeftAloneAndRestartContinuesWithTheDrive) {
+  start(config());
+  driver.add_chain({put(header(kBlockTypeIn, 0)), out(512), out(1)});
+  kick();
+  ASSERT_TRUE(driver.next_used());
+  std::vector<QueueState> stopped;
+  {
+    auto guard = device->lock();
+    stopped = device->stop_queues();
+  }
+  ASSERT_EQ(stopped.size(), 1u);
+  EXPECT_EQ(stopped[0].next_avail, 1);
+  EXPECT_EQ(stopped[0].next_used, 1);
+  EXPECT_FALSE(device->activated());
+  EXPECT_EQ(device->queue_state(0).next_avail, 1) << "GET_VRING_BASE reads it while stopped";
+
+  Buffer data = out(512), status = out(1);
+  driver.add_chain({put(header(kBlockTypeIn, 200)), data, status});
+  kick();
+  EXPECT_EQ(driver.used_idx(), 1) << "a stopped queue is not processed";
+  TempDisk bigger(128 * 1024, /*seed=*/5);
+  update(DriveUpdate{"rootfs", bigger.path(), std::nullopt});
+  EXPECT_EQ(interrupt.config_changes, 0) << "no interrupt while stopped (the transport tells)";
+
+  {
+    auto guard = device->lock();
+    device->restart_queues(ActivationContext{memory, stopped, kFeatures, interrupt, loop});
+  }
+  EXPECT_TRUE(device->activated());
+  kick();
+  ASSERT_TRUE(driver.next_used());
+  EXPECT_EQ(status_of(status), kBlockStatusOk);
+  EXPECT_EQ(testing::get_bytes(memory, data.addr, 1)[0], TempDisk::expected(200 * 512, 5));
+}
+
+TEST_F(BlockFixture, BrokenDeviceStaysBrokenAcrossARingStopUntilTheDriverResets) {
+  start(config());
+  driver.publish(300);  // head index beyond the 256-entry table
+  kick();
+  ASSERT_TRUE(device->needs_reset());
+  std::vector<QueueState> stopped;
+  {
+    auto guard = device->lock();
+    stopped = device->stop_queues();
+    device->restart_queues(ActivationContext{memory, stopped, kFeatures, interrupt, loop});
+  }
+  EXPECT_TRUE(device->needs_reset()) << "a pause does not repair a ring";
+  // The driver resets the device and sets up new rings; QEMU restarts them
+  // at index 0, which the device takes as a fresh start.
+  DriverQueue fresh(memory, allocator, 128);
+  {
+    auto guard = device->lock();
+    device->stop_queues();
+    device->restart_queues(ActivationContext{memory, {fresh.state()}, kFeatures, interrupt, loop});
+  }
+  EXPECT_FALSE(device->needs_reset());
+  Buffer status = out(1);
+  fresh.add_chain({put(header(kBlockTypeIn, 0)), out(512), status});
+  kick();
+  EXPECT_TRUE(fresh.next_used());
+  EXPECT_EQ(status_of(status), kBlockStatusOk);
+}
+
 TEST_F(BlockFixture, ConfigSpaceIsReadOnly) {
   start(config());
   uint64_t junk = 12345;

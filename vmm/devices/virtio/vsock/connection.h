@@ -58,6 +58,10 @@ class VsockConnection {
   void on_host_event(uint32_t events, uint64_t now_ns);
   // The deadline from expiry_ns() passed.
   void on_expired(uint64_t now_ns);
+  // Moves a pending deadline `delta_ns` later (time the guest was paused).
+  void postpone_expiry(uint64_t delta_ns) {
+    if (expiry_ns_ != 0) expiry_ns_ += delta_ns;
+  }
   // Fills the next packet for the guest: `header` gets the header, payload
   // bytes go through `payload` (the RX chain's writable part after the
   // header). Returns false when there is nothing to send right now.

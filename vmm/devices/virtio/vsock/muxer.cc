@@ -117,10 +117,35 @@ void VsockMuxer::stop() {
   itimerspec off{};
   ::timerfd_settime(timer_.get(), 0, &off, nullptr);
   loop_ = nullptr;
+  paused_at_ = 0;
+}
+
+void VsockMuxer::pause() {
+  if (!loop_ || paused()) return;
+  paused_at_ = now_ns();
+  armed_for_ = 0;
+  itimerspec off{};
+  ::timerfd_settime(timer_.get(), 0, &off, nullptr);
+}
+
+void VsockMuxer::resume() {
+  if (!paused()) return;
+  // The 2 s timeouts measure how long the guest takes to answer; a paused
+  // guest cannot, so the pause does not count. Shifting every deadline by
+  // the same amount keeps killq_ sorted and its stale entries stale.
+  uint64_t delta = now_ns() - paused_at_;
+  paused_at_ = 0;
+  for (auto& [expiry, k] : killq_) expiry += delta;
+  for (auto& [k, e] : conns_) {
+    if (e.killq_expiry != 0) e.killq_expiry += delta;
+    e.conn->postpone_expiry(delta);
+  }
+  arm_timer();
+  notify_rx();
 }
 
 void VsockMuxer::notify_rx() {
-  if (has_pending_rx() && hooks_.rx_ready) hooks_.rx_ready();
+  if (!paused() && has_pending_rx() && hooks_.rx_ready) hooks_.rx_ready();
 }
 
 void VsockMuxer::on_listener() {
@@ -273,7 +298,7 @@ void VsockMuxer::sync(uint64_t k) {
 }
 
 void VsockMuxer::arm_timer() {
-  if (killq_.empty()) return;
+  if (killq_.empty() || paused()) return;
   uint64_t when = killq_.front().first;
   if (armed_for_ != 0 && armed_for_ <= when) return;
   itimerspec spec{};
@@ -285,6 +310,7 @@ void VsockMuxer::arm_timer() {
 void VsockMuxer::on_timer() {
   uint64_t expirations = 0;
   (void)::read(timer_.get(), &expirations, sizeof expirations);
+  if (paused()) return;  // resume() re-arms
   armed_for_ = 0;
   uint64_t now = now_ns();
   while (!killq_.empty() && killq_.front().first <= now) {

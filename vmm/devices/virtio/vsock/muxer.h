@@ -56,6 +56,17 @@ class VsockMuxer {
   // Drops every connection and handshake and unregisters from the loop; the
   // listener stays bound (device reset).
   void stop();
+  // The device's rings stopped (vhost-user GET_VRING_BASE on a VM pause):
+  // keep every connection, but ask for no RX processing (rx_ready is not
+  // called) and let no timeout run, since the guest cannot answer. Host
+  // sockets stay watched: host-bound bytes keep flowing out, new host
+  // connections complete their handshake and wait, and guest-bound bytes
+  // stay in the host sockets (they are only ever read into RX buffers).
+  void pause();
+  // Rings running again: deadlines move by the time spent paused, and
+  // rx_ready is called if packets wait.
+  void resume();
+  bool paused() const { return paused_at_ != 0; }
 
   // A packet the guest put on the TX queue.
   void on_tx_packet(const TxPacket& packet);
@@ -116,6 +127,7 @@ class VsockMuxer {
   // (expiry, connection): all timeouts are 2 s, so appending keeps it sorted.
   std::deque<std::pair<uint64_t, uint64_t>> killq_;
   uint64_t armed_for_ = 0;
+  uint64_t paused_at_ = 0;  // now_ns() at pause(), 0 when not paused
 };
 
 }  // namespace ember::vmm::virtio

@@ -41,6 +41,14 @@ void VsockDevice::on_activate() {
 
 void VsockDevice::on_reset() { muxer_.stop(); }
 
+void VsockDevice::on_stop_queues() { muxer_.pause(); }
+
+void VsockDevice::on_restart_queues() {
+  // Packets that became ready while stopped go out from the transport's
+  // process_queue() round after the restart, or from the rx_ready hook here.
+  muxer_.resume();
+}
+
 void VsockDevice::process_queue(uint16_t index) {
   if (!activated() || broken()) return;
   switch (index) {

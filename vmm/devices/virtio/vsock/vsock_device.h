@@ -45,6 +45,10 @@ class VsockDevice : public DeviceBase {
  private:
   void on_activate() override;
   void on_reset() override;
+  // A ring stop keeps every connection (the container's stdio streams
+  // survive a VM pause under QEMU); see VsockMuxer::pause().
+  void on_stop_queues() override;
+  void on_restart_queues() override;
   void count_activate_fail() override { counters_.activate_fails.inc(); }
   void process_tx();
   void process_rx();

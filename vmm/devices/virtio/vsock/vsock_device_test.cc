@@ -480,6 +480,119 @@ TEST_F(VsockFixture, ResetClosesConnectionsAndKeepsListening) {
   EXPECT_TRUE(again.valid());
 }
 
+// vhost-user: QEMU stops the rings (GET_VRING_BASE) to pause the VM and
+// restarts them on `cont`. The connection survives; while stopped the device
+// writes nothing into the rings and raises no interrupt; afterwards the bytes
+// both sides sent in the meantime arrive, in order.
+TEST_F(VsockFixture, StoppedQueuesKeepConnectionsAndDeliverEverythingOnRestart) {
+  auto [client, conn] = host_connect(52);
+  ASSERT_TRUE(conn);
+  // MSG_NOSIGNAL: a device that dropped the connection fails the test, not
+  // the test binary.
+  auto host_send = [fd = client.get()](const std::string& text) {
+    EXPECT_EQ(::send(fd, text.data(), text.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(text.size()));
+  };
+  host_send("before the pause, ");
+  ASSERT_TRUE(guest->pump_until([&] { return conn->received.size() == 18; }));
+
+  std::vector<QueueState> stopped;
+  {
+    auto guard = device->lock();
+    stopped = device->stop_queues();
+  }
+  ASSERT_EQ(stopped.size(), 3u);
+  EXPECT_FALSE(device->activated());
+  // Nothing in flight: every chain the device took is back in the used ring.
+  EXPECT_EQ(stopped[VsockDevice::kRxQueue].next_avail, guest->rx_queue().used_idx());
+  EXPECT_EQ(stopped[VsockDevice::kTxQueue].next_avail, guest->tx_queue().used_idx());
+  EXPECT_EQ(stopped[VsockDevice::kRxQueue].next_used, guest->rx_queue().used_idx());
+  uint16_t rx_used = guest->rx_queue().used_idx();
+  uint16_t tx_used = guest->tx_queue().used_idx();
+  auto interrupts = guest->interrupt.used;
+
+  host_send("during the pause, ");
+  std::string from_guest = "the guest wrote this while stopped";
+  guest->write(*conn, reinterpret_cast<const uint8_t*>(from_guest.data()), from_guest.size());
+  // Kicks, host socket events and time pass; the device must stay quiet.
+  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(300);
+  std::string host_got;
+  while (std::chrono::steady_clock::now() < until) {
+    guest->pump(20);
+    host_got += read_now(client.get());
+  }
+  EXPECT_EQ(guest->rx_queue().used_idx(), rx_used) << "the device wrote into a stopped RX ring";
+  EXPECT_EQ(guest->tx_queue().used_idx(), tx_used) << "the device consumed a stopped TX ring";
+  EXPECT_EQ(guest->interrupt.used, interrupts);
+  EXPECT_EQ(host_got, "");
+  EXPECT_EQ(device->connection_count(), 1u);
+
+  host_send("after the pause");
+  {
+    auto guard = device->lock();
+    device->restart_queues(ActivationContext{memory, stopped, kFeatures, guest->interrupt, loop});
+    // What the transport does after a restart: kicks sent while stopped
+    // went nowhere.
+    for (uint16_t q = 0; q < 3; ++q) device->process_queue(q);
+  }
+  EXPECT_TRUE(device->activated());
+  std::string expected = "before the pause, during the pause, after the pause";
+  ASSERT_TRUE(guest->pump_until([&] { return conn->received.size() >= expected.size(); }));
+  auto got = guest->read(*conn);
+  EXPECT_EQ(std::string(got.begin(), got.end()), expected);
+  EXPECT_EQ(host_got + client_read_until(client.get(), from_guest.size()), from_guest);
+  EXPECT_FALSE(conn->reset);
+  EXPECT_EQ(metrics.counter("vsock", "conns_removed").load(), 0u);
+}
+
+TEST_F(VsockFixture, TimeoutsDoNotRunWhileQueuesAreStopped) {
+  auto [client, conn] = host_connect(52);
+  ASSERT_TRUE(conn);
+  // The host goes away: the device sends SHUTDOWN and waits 2 s for the
+  // guest's RST. A paused guest cannot send it.
+  client.reset();
+  ASSERT_TRUE(guest->pump_until([&] { return conn->peer_shutdown != 0; }));
+  std::vector<QueueState> stopped;
+  {
+    auto guard = device->lock();
+    stopped = device->stop_queues();
+  }
+  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(2500);
+  while (std::chrono::steady_clock::now() < until) loop.run_once(50);
+  EXPECT_EQ(device->connection_count(), 1u) << "the timeout ran while the guest was paused";
+  {
+    auto guard = device->lock();
+    device->restart_queues(ActivationContext{memory, stopped, kFeatures, guest->interrupt, loop});
+  }
+  guest->pump(0);
+  EXPECT_FALSE(conn->reset) << "the pause counted towards the 2 s";
+  // The rest of the 2 s still runs out.
+  ASSERT_TRUE(guest->pump_until([&] { return conn->reset; }, 5000));
+  EXPECT_EQ(device->connection_count(), 0u);
+}
+
+TEST_F(VsockFixture, RestartOnFreshRingsIsADeviceReset) {
+  auto [client, conn] = host_connect(52);
+  ASSERT_TRUE(conn);
+  {
+    auto guard = device->lock();
+    device->stop_queues();
+  }
+  EXPECT_EQ(device->connection_count(), 1u);
+  // The driver reset the device while it was stopped and set up new rings:
+  // QEMU restarts them at index 0.
+  testing::DriverQueue rx(memory, allocator, 256), tx(memory, allocator, 256),
+      ev(memory, allocator, 256);
+  {
+    auto guard = device->lock();
+    device->restart_queues(ActivationContext{
+        memory, {rx.state(), tx.state(), ev.state()}, kFeatures, guest->interrupt, loop});
+  }
+  EXPECT_TRUE(device->activated());
+  EXPECT_EQ(device->connection_count(), 0u);
+  EXPECT_EQ(read_now(client.get()), "<EOF>");
+}
+
 TEST_F(VsockFixture, ConnectionLimitRefusesThe1024th) {
   rlimit lim{};
   ::getrlimit(RLIMIT_NOFILE, &lim);
