@@ -32,10 +32,10 @@ struct CgroupStats {
 // The few memory figures the agent samples periodically to tell a container
 // that thrashes at its limit (see memory_watch.h). Counters only grow.
 struct MemorySample {
-  bool valid = false;      // false: the cgroup could not be read
-  uint64_t limit = 0;      // bytes; UINT64_MAX when there is none
-  uint64_t usage = 0;      // bytes
-  uint64_t limit_hits = 0; // v2 memory.events "max"; v1 memory.failcnt
+  bool valid = false;       // false: the cgroup could not be read
+  uint64_t limit = 0;       // bytes; UINT64_MAX when there is none
+  uint64_t usage = 0;       // bytes
+  uint64_t limit_hits = 0;  // v2 memory.events "max"; v1 memory.failcnt
   uint64_t oom_kills = 0;
   // Pages read back in soon after reclaim evicted them (workingset refaults,
   // file + anon); major faults where the kernel has no such counter.

@@ -124,7 +124,8 @@ TEST_F(CgroupsTest, MemorySampleReadsLimitHitsOomKillsAndRefaults) {
   write(c / "memory.stat", "pgmajfault 1200\n");  // a kernel without workingset counters
   EXPECT_EQ(v2.memory_sample("/ember/c1").refaults, 1200u);
 
-  std::string mi = "40 31 0:40 / " + (root_ / "memory").string() + " rw - cgroup cgroup rw,memory\n";
+  std::string mi =
+      "40 31 0:40 / " + (root_ / "memory").string() + " rw - cgroup cgroup rw,memory\n";
   write(root_ / "mountinfo1", mi);
   auto v1 = Cgroups::detect((root_ / "mountinfo1").string());
   fs::path m1 = root_ / "memory" / "ember" / "c1";

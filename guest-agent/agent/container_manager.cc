@@ -72,8 +72,8 @@ struct ContainerManager::Container {
   std::unique_ptr<FdWatch> oom_watch;
   uint64_t oom_reported = 0;  // oom_kill count already turned into events
   MemoryThrashWatch thrash;
-  bool creating = false;      // crun create is running
-  bool created = false;       // crun create succeeded
+  bool creating = false;  // crun create is running
+  bool created = false;   // crun create succeeded
   bool deleting = false;
 };
 
@@ -547,8 +547,7 @@ void ContainerManager::health_check() {
   for (auto& [id, c] : containers_) {
     if (c->deleting || !c->created) continue;
     check_oom(*c);
-    if (c->init && c->init->status == ProcessStatus::kRunning && !c->init->reaped)
-      check_memory(*c);
+    if (c->init && c->init->status == ProcessStatus::kRunning && !c->init->reaped) check_memory(*c);
   }
   if (!containers_.empty()) arm_health_check();
 }
@@ -576,9 +575,9 @@ void ContainerManager::check_memory(Container& c) {
     case MemoryThrashWatch::Change::kContinues:
       log_.warn("container " + c.id + " is thrashing at its memory limit (" + limit + ", " +
                 mib(sample.usage) + " in use) for " + secs(r.duration) + ": " +
-                mib(r.refaults * kPage) + " evicted and read back in the last " +
-                secs(r.interval) + ", limit hit " + std::to_string(r.limit_hits) +
-                " times, no OOM kill. Reclaim keeps evicting the container's own file pages, "
+                mib(r.refaults * kPage) + " evicted and read back in the last " + secs(r.interval) +
+                (r.limit_hits ? ", limit hit " + std::to_string(r.limit_hits) + " times" : "") +
+                ", no OOM kill. Reclaim keeps evicting the container's own file pages, "
                 "so the kernel may never OOM-kill it; it runs (slowly or not at all) until it "
                 "exits or is killed, and WaitProcess waits for that");
       return;
@@ -599,7 +598,8 @@ void ContainerManager::on_lost(pid_t pid) {
       if (p->pid == pid) what = code_text(id, eid) + " (" + what + ")";
     }
   }
-  log_.error(what + ": exit status lost (not a child of the agent any more, nothing to reap); "
+  log_.error(what +
+             ": exit status lost (not a child of the agent any more, nothing to reap); "
              "reported as exited 255 so nobody waits for it forever");
 }
 

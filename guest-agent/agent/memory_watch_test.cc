@@ -110,8 +110,7 @@ TEST(MemoryThrashWatch, UnreadableOrResetCountersAreIgnored) {
   Feed feed(watch);
   feed.step(0, 0);
   MemorySample bad;
-  EXPECT_EQ(watch.update(bad, std::chrono::steady_clock::time_point{} + 1h).change,
-            Change::kNone);
+  EXPECT_EQ(watch.update(bad, std::chrono::steady_clock::time_point{} + 1h).change, Change::kNone);
   feed.step(10, 5000);
   feed.sample().refaults = 0;  // a new cgroup under the same name
   EXPECT_EQ(feed.step(10, 5000).change, Change::kNone);

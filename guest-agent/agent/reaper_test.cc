@@ -1,9 +1,8 @@
 #include "guest-agent/agent/reaper.h"
 
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <optional>

@@ -523,8 +523,8 @@ TEST_F(VhostUserGuestTest, BackendsServeTheNextVmAfterQemuExits) {
   for (auto& b : backends) EXPECT_EQ(b->connection_count(), 2u) << b->name();
 }
 
-// The same, through the `ember-vmm vhost-user` command line (here its own
-// binary, ember-vhost-user): a separate process QEMU connects to.
+// The same, through the `ember-vmm vhost-user` command line: a separate
+// process QEMU connects to.
 TEST_F(VhostUserGuestTest, CommandLineBackendsServeARealGuest) {
   REQUIRE_VHOST_USER_GUEST();
   EMBER_REQUIRE(have_e2fsprogs(), "mkfs.ext4/debugfs (e2fsprogs) not installed");
@@ -534,7 +534,8 @@ TEST_F(VhostUserGuestTest, CommandLineBackendsServeARealGuest) {
   common::UniqueFd log(
       ::open((dir / "cli.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   common::SpawnOptions options;
-  options.argv = {EMBER_VHOST_USER_BIN,
+  options.argv = {EMBER_VMM_BIN,
+                  "vhost-user",
                   "--socket",
                   blk,
                   "--device",
@@ -562,7 +563,7 @@ TEST_F(VhostUserGuestTest, CommandLineBackendsServeARealGuest) {
   }
   backend.kill(SIGTERM);
   auto status = backend.wait_for(10000);
-  ASSERT_TRUE(status) << "ember-vhost-user ignored SIGTERM";
+  ASSERT_TRUE(status) << "ember-vmm vhost-user ignored SIGTERM";
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
       << common::describe_wait_status(*status);
   EXPECT_FALSE(fs::exists(blk)) << "socket left behind";

@@ -141,18 +141,11 @@ class AgentHostTest : public ::testing::Test {
     socket_ = (*dir_ / "agent.sock").string();
     cgroup_parent_ = "/ember-agent-test-" + std::to_string(::getpid());
     common::SpawnOptions o;
-    o.argv = {kAgent,
-              "--listen",
-              "unix:" + socket_,
-              "--root",
-              (*dir_ / "root").string(),
-              "--cgroup-parent",
-              cgroup_parent_,
-              "--debug",
+    o.argv = {kAgent, "--listen", "unix:" + socket_, "--root", (*dir_ / "root").string(),
+              "--cgroup-parent", cgroup_parent_, "--debug",
               // The health check (lost exits, missed OOM notifications,
               // thrashing) often, so every test here exercises it.
-              "--health-interval-ms",
-              "200"};
+              "--health-interval-ms", "200"};
     log_fd_.reset(
         ::open((*dir_ / "agent.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     o.stderr_fd = log_fd_.get();
@@ -551,8 +544,7 @@ TEST_F(AgentHostTest, StatsReportCpuMemoryAndPids) {
 // kill comes at once (a pipeline that keeps faulting in its program's file
 // pages can thrash at the limit instead; see the guest test).
 TEST_F(AgentHostTest, OomKillIsReportedBeforeTheExit) {
-  json spec =
-      make_spec({"sh", "-c", "dd if=/dev/zero of=/dev/null bs=64M count=1; echo survived"});
+  json spec = make_spec({"sh", "-c", "dd if=/dev/zero of=/dev/null bs=64M count=1; echo survived"});
   spec["linux"]["resources"]["memory"] = {{"limit", 16 * 1024 * 1024}, {"swap", 16 * 1024 * 1024}};
   auto st = create("oom", spec, dir_rootfs(), false, true, false);
   start("oom");
@@ -598,8 +590,8 @@ TEST_F(AgentHostTest, ThrashingAtTheMemoryLimitIsLoggedAndTheExitStillComes) {
   bool reported = false;
   for (int i = 0; i < 300 && !reported; ++i) {
     std::this_thread::sleep_for(100ms);
-    reported = agent_log().find("container thrash is thrashing at its memory limit") !=
-               std::string::npos;
+    reported =
+        agent_log().find("container thrash is thrashing at its memory limit") != std::string::npos;
   }
   ASSERT_TRUE(reported) << "no thrashing report";
   EXPECT_EQ(state("thrash").status(), v1::PROCESS_STATUS_RUNNING);

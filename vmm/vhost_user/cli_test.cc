@@ -34,7 +34,8 @@ TEST(VhostUserCommand, ServesDevicesUntilSigterm) {
   std::string blk = (dir / "blk.sock").string();
   std::string rng = (dir / "rng.sock").string();
   common::SpawnOptions options;
-  options.argv = {EMBER_VHOST_USER_BIN,
+  options.argv = {EMBER_VMM_BIN,
+                  "vhost-user",
                   "--socket",
                   blk,
                   "--device",
@@ -79,7 +80,7 @@ TEST(VhostUserCommand, UsageErrorsExitWithStatusTwo) {
            {"--socket", "/tmp/x.sock", "--device", "rng", "--level", "loud"},
            {"--bogus"},
        }) {
-    args.insert(args.begin(), EMBER_VHOST_USER_BIN);
+    args.insert(args.begin(), {EMBER_VMM_BIN, "vhost-user"});
     auto result = ember::testing::run_command(args, 10s);
     EXPECT_TRUE(WIFEXITED(result.status) && WEXITSTATUS(result.status) == 2)
         << args.size() << " args: " << result.describe() << "\n"
@@ -92,7 +93,7 @@ TEST(VhostUserCommand, UsageErrorsExitWithStatusTwo) {
 TEST(VhostUserCommand, DeviceThatCannotBeOpenedExitsWithStatusOne) {
   ember::testing::TempDir dir("ember-vu-cli");
   auto result =
-      ember::testing::run_command({EMBER_VHOST_USER_BIN, "--socket", (dir / "b.sock").string(),
+      ember::testing::run_command({EMBER_VMM_BIN, "vhost-user", "--socket", (dir / "b.sock").string(),
                                    "--device", "blk,path=" + (dir / "missing.img").string()},
                                   10s);
   EXPECT_TRUE(WIFEXITED(result.status) && WEXITSTATUS(result.status) == 1) << result.describe();
