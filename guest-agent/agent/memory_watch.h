@@ -2,17 +2,18 @@
 // OOM-killing anything, from periodic MemorySamples of its cgroup.
 //
 // Why the agent has to notice this itself: a memory cgroup invokes its OOM
-// killer only after reclaim failed to free *anything* in 16 passes in a row
-// (mm/memcontrol.c try_charge_memcg, MAX_RECLAIM_RETRIES); a pass that frees
-// even one page resets the count. When the container's anonymous memory fills
-// the limit and there is no swap, reclaim can still evict the file pages of
-// the container's own programs (busybox, libc), which they read back from
-// disk a moment later, and evict again: every pass makes "progress", the OOM
-// killer never runs, and the container neither finishes nor dies. Nothing
-// exits, so WaitProcess blocks (rightly: the process runs). The kernel's own
-// signal for this is PSI (memory.pressure), which the guest kernel does not
-// have; the refault counter shows the same thing: pages evicted and read
-// back while the cgroup keeps hitting its limit and nothing is killed.
+// killer only when one charge has gone through 16 reclaim passes that freed
+// *nothing* (mm/memcontrol.c try_charge_memcg, MAX_RECLAIM_RETRIES); a pass
+// that frees a page lets the charge retry and succeed. When the container's
+// anonymous memory fills the limit and there is no swap, reclaim can still
+// evict the file pages of the container's own programs (busybox, libc),
+// which they read back from disk a moment later, and evict again: every pass
+// makes "progress", the OOM killer never runs, and the container neither
+// finishes nor dies. Nothing exits, so WaitProcess blocks (rightly: the
+// process runs). The kernel's own signal for this is PSI (memory.pressure),
+// which the guest kernel does not have; the refault counter shows the same
+// thing: pages evicted and read back while the cgroup keeps hitting its limit
+// and nothing is killed.
 #pragma once
 
 #include <chrono>
