@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <thread>
 #include <sstream>
 #include <thread>
 
@@ -179,5 +180,14 @@ std::optional<int> EmberVmm::wait_exit(std::chrono::milliseconds timeout) {
 
 std::string EmberVmm::stdout_text() const { return read_file(dir_ / "stdout"); }
 std::string EmberVmm::stderr_text() const { return read_file(dir_ / "stderr"); }
+
+bool EmberVmm::wait_for_stdout(std::string_view text, std::chrono::milliseconds timeout) const {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (stdout_text().find(text) == std::string::npos) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
 
 }  // namespace ember::testing

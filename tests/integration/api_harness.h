@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <string_view>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -89,6 +90,11 @@ class EmberVmm {
   ApiClient client() const { return ApiClient(socket_); }
   std::string stdout_text() const;
   std::string stderr_text() const;
+  // Polls stdout (where the guest's serial console goes) until it contains
+  // `text`; false after `timeout`. Payload guests run at ~1 MIPS on the
+  // software KVM, so their output trails InstanceStart by a noticeable time.
+  bool wait_for_stdout(std::string_view text,
+                       std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
 
  private:
   TempDir dir_;

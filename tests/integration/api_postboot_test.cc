@@ -198,13 +198,13 @@ TEST_F(ApiPostboot, MetricsAreWrittenAtStartOnFlushAndAtExitWithTheFullSchema) {
 }
 
 TEST_F(ApiPostboot, SigtermStopsTheGuestAndExitsZero) {
+  ASSERT_TRUE(vmm_->wait_for_stdout("spinning"))
+      << "the guest's serial console is stdout: " << vmm_->stdout_text();
   EXPECT_EQ(api_->put("/actions", R"({"action_type": "SendCtrlAltDel"})").status, 204);
   vmm_->signal(SIGTERM);
   EXPECT_EQ(vmm_->wait_exit(), 0);
   std::string log = read_file(dir_ / "fc.log");
   EXPECT_NE(log.find("Firecracker exiting successfully. exit_code=0"), std::string::npos) << log;
-  EXPECT_NE(vmm_->stdout_text().find("spinning"), std::string::npos)
-      << "the guest's serial console is stdout";
 }
 
 std::string config_for(const std::string& payload) {
