@@ -25,6 +25,33 @@ ssize_t write_some(int fd, const char* data, std::size_t len) {
   return n;
 }
 
+enum class WriteStatus { kAllWritten, kWouldBlock, kBroken };
+
+// Writes buf[pos..] to the sink, advancing `pos`, until all of it is written,
+// the sink is full, or it fails (the peer went away).
+WriteStatus write_pending(int fd, const std::string& buf, std::size_t& pos) {
+  while (pos < buf.size()) {
+    ssize_t n = write_some(fd, buf.data() + pos, buf.size() - pos);
+    if (n > 0) {
+      pos += static_cast<std::size_t>(n);
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && errno == EAGAIN) {
+      return WriteStatus::kWouldBlock;
+    } else {
+      return WriteStatus::kBroken;
+    }
+  }
+  return WriteStatus::kAllWritten;
+}
+
+// The pumps' flow control: read from the source only when the previous chunk
+// was fully written, and watch the sink only while bytes are waiting for it.
+void watch_for_flow(FdWatch* source_watch, FdWatch* sink_watch, bool want_input, bool pending) {
+  if (source_watch) source_watch->set(want_input && !pending ? uint32_t{EPOLLIN} : 0u);
+  if (sink_watch) sink_watch->set(pending ? uint32_t{EPOLLOUT} : 0u);
+}
+
 }  // namespace
 
 void set_nonblocking(int fd) {
@@ -143,18 +170,9 @@ void OutputPump::on_sink(uint32_t) {
 }
 
 void OutputPump::flush() {
-  while (!sink_broken_ && buf_pos_ < buf_.size()) {
-    ssize_t n = write_some(sink_.get(), buf_.data() + buf_pos_, buf_.size() - buf_pos_);
-    if (n > 0) {
-      buf_pos_ += static_cast<std::size_t>(n);
-    } else if (n < 0 && errno == EINTR) {
-      continue;
-    } else if (n < 0 && errno == EAGAIN) {
-      break;
-    } else {
-      // The host went away: keep draining the process so it never blocks.
-      sink_broken_ = true;
-    }
+  if (!sink_broken_ && write_pending(sink_.get(), buf_, buf_pos_) == WriteStatus::kBroken) {
+    // The host went away: keep draining the process so it never blocks.
+    sink_broken_ = true;
   }
   if (sink_broken_ || buf_pos_ == buf_.size()) {
     buf_.clear();
@@ -169,10 +187,8 @@ void OutputPump::flush() {
 
 void OutputPump::update_watches() {
   if (done_) return;
-  bool pending = buf_pos_ < buf_.size();
-  if (source_watch_)
-    source_watch_->set(attached_ && !source_eof_ && !pending ? uint32_t{EPOLLIN} : 0u);
-  if (sink_watch_) sink_watch_->set(pending ? uint32_t{EPOLLOUT} : 0u);
+  watch_for_flow(source_watch_.get(), sink_watch_.get(), attached_ && !source_eof_,
+                 buf_pos_ < buf_.size());
 }
 
 void OutputPump::finish() {
@@ -233,19 +249,15 @@ void InputPump::on_sink(uint32_t) {
 }
 
 void InputPump::flush() {
-  while (buf_pos_ < buf_.size()) {
-    ssize_t n = write_some(sink_.get(), buf_.data() + buf_pos_, buf_.size() - buf_pos_);
-    if (n > 0) {
-      buf_pos_ += static_cast<std::size_t>(n);
-    } else if (n < 0 && errno == EINTR) {
-      continue;
-    } else if (n < 0 && errno == EAGAIN) {
+  switch (write_pending(sink_.get(), buf_, buf_pos_)) {
+    case WriteStatus::kAllWritten:
+      break;
+    case WriteStatus::kWouldBlock:
       update_watches();
       return;
-    } else {
+    case WriteStatus::kBroken:
       close();  // the process closed its stdin or exited
       return;
-    }
   }
   buf_.clear();
   buf_pos_ = 0;
@@ -269,10 +281,8 @@ void InputPump::end_of_input() {
 
 void InputPump::update_watches() {
   if (closed_) return;
-  bool pending = buf_pos_ < buf_.size();
-  if (source_watch_)
-    source_watch_->set(attached_ && !source_eof_ && !pending ? uint32_t{EPOLLIN} : 0u);
-  if (sink_watch_) sink_watch_->set(pending ? uint32_t{EPOLLOUT} : 0u);
+  watch_for_flow(source_watch_.get(), sink_watch_.get(), attached_ && !source_eof_,
+                 buf_pos_ < buf_.size());
 }
 
 }  // namespace ember::agent

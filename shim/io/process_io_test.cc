@@ -12,6 +12,8 @@
 #include <map>
 #include <sstream>
 
+#include "shim/testing/read_until_eof.h"
+
 namespace ember::shim {
 namespace {
 
@@ -40,18 +42,7 @@ struct FakeStreams {
   int fd(agent::StreamKind kind) { return agent_side.at(kind).get(); }
 };
 
-std::string read_until_eof(int fd, int timeout_ms = 5000) {
-  std::string out;
-  char buf[4096];
-  while (true) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, timeout_ms) <= 0) return out + "<timeout>";
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EAGAIN) continue;
-    if (n <= 0) return out;
-    out.append(buf, static_cast<size_t>(n));
-  }
-}
+std::string read_until_eof(int fd) { return testing::read_until_eof(fd, 5000); }
 
 void write_all(int fd, const std::string& s) { ASSERT_EQ(::write(fd, s.data(), s.size()), static_cast<ssize_t>(s.size())); }
 

@@ -479,31 +479,31 @@ void TaskService::complete_exit(const std::shared_ptr<Container>& c, const std::
     if (vm_gone) p->io->abort();
     p->io->finish_output(vm_gone ? std::chrono::milliseconds(0) : options_.output_drain_timeout);
   }
-  bool publish_oom = false;
   uint32_t pid;
   {
     std::lock_guard lock(mutex_);
-    if (oom_killed && !c->oom_published) {
-      c->oom_published = true;
-      publish_oom = true;
-    }
     p->exit = ExitRecord{status, exited_at};
     p->status = types::STOPPED;
     pid = p->pid;
     changed_.notify_all();
   }
-  if (publish_oom) {
-    events::TaskOOM oom;
-    oom.set_container_id(c->id);
-    events_.publish(oom);
+  {
+    std::lock_guard order(c->events_mutex);
+    if (oom_killed && !c->oom_published) {
+      c->oom_published = true;
+      events::TaskOOM oom;
+      oom.set_container_id(c->id);
+      events_.publish(oom);
+    }
+    events::TaskExit exit;
+    exit.set_container_id(c->id);
+    exit.set_id(p->exec_id.empty() ? c->id : p->exec_id);
+    exit.set_pid(pid);
+    exit.set_exit_status(status);
+    set_timestamp(exit.mutable_exited_at(), exited_at);
+    events_.publish(exit);
+    if (p == c->init) c->init_exit_published = true;
   }
-  events::TaskExit exit;
-  exit.set_container_id(c->id);
-  exit.set_id(p->exec_id.empty() ? c->id : p->exec_id);
-  exit.set_pid(pid);
-  exit.set_exit_status(status);
-  set_timestamp(exit.mutable_exited_at(), exited_at);
-  events_.publish(exit);
   log_.info("process exited", {{"id", c->id}, {"exec_id", p->exec_id}, {"exit_status", status},
                                {"oom_killed", oom_killed ? "true" : "false"}});
 }
@@ -532,8 +532,12 @@ void TaskService::on_oom(const std::string& container_id) {
     auto it = containers_.find(container_id);
     if (it == containers_.end()) return;
     c = it->second;
-    c->oom_published = true;
   }
+  std::lock_guard order(c->events_mutex);
+  // After the init's TaskExit an OOM notice would arrive out of order; the
+  // exit already carried it (oom_killed in the agent's Wait reply).
+  if (c->init_exit_published) return;
+  c->oom_published = true;
   events::TaskOOM oom;
   oom.set_container_id(container_id);
   events_.publish(oom);

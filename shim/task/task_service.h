@@ -118,7 +118,12 @@ class TaskService : public containerd::task::v2::TaskService {
     std::shared_ptr<Process> init;
     std::map<std::string, std::shared_ptr<Process>> execs;  // guarded by mutex_
     std::set<std::string> execs_creating;                  // guarded by mutex_
-    bool oom_published = false;                            // guarded by mutex_
+    // Serialises this container's TaskOOM and TaskExit publications: the OOM
+    // notice (agent event stream) and the exit (Wait reply) arrive on
+    // different threads, and containerd wants TaskOOM first.
+    std::mutex events_mutex;
+    bool oom_published = false;       // guarded by events_mutex
+    bool init_exit_published = false;  // guarded by events_mutex
   };
 
   std::shared_ptr<Container> find_container(const std::string& id);

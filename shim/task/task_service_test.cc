@@ -20,6 +20,7 @@
 #include "proto/ttrpc/status.h"
 #include "shim/task/state_file.h"
 #include "shim/testing/fake_vm.h"
+#include "shim/testing/read_until_eof.h"
 
 namespace ember::shim {
 namespace {
@@ -62,18 +63,7 @@ class RecordingSink : public EventSink {
   std::vector<std::string> payloads_;
 };
 
-std::string read_fifo_until_eof(int fd, int timeout_ms = 10000) {
-  std::string out;
-  char buf[4096];
-  while (true) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, timeout_ms) <= 0) return out + "<timeout>";
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EAGAIN) continue;
-    if (n <= 0) return out;
-    out.append(buf, static_cast<size_t>(n));
-  }
-}
+std::string read_fifo_until_eof(int fd) { return testing::read_until_eof(fd, 10000); }
 
 class TaskServiceTest : public ::testing::Test {
  protected:
@@ -317,6 +307,8 @@ TEST_F(TaskServiceTest, OomIsPublishedBeforeTheExit) {
   create("hog", {"oom"});
   start("hog");
   EXPECT_EQ(wait("hog").exit_status(), 137u);
+  // Wait answers once the exit is recorded; its event may still be on its way.
+  ASSERT_TRUE(events_.wait_for("TaskExit"));
   auto names = events_.names();
   auto oom = std::find(names.begin(), names.end(), "TaskOOM");
   auto exit = std::find(names.begin(), names.end(), "TaskExit");

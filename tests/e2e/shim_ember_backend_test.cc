@@ -65,14 +65,8 @@ shim::VmSpec payload_spec(const TempDir& dir, const std::string& payload) {
   return spec;
 }
 
-#define REQUIRE_KVM()                                  \
-  do {                                                 \
-    std::string why;                                   \
-    EMBER_REQUIRE(kvm_usable(&why), "no KVM: " + why); \
-  } while (0)
-
 TEST(ShimEmberBackend, BootsAPayloadAndReportsItsExit) {
-  REQUIRE_KVM();
+  EMBER_REQUIRE_KVM();
   TempDir dir("shim-ember");
   ExitWatch watch;
   shim::ShimLog log;
@@ -89,7 +83,7 @@ TEST(ShimEmberBackend, BootsAPayloadAndReportsItsExit) {
 }
 
 TEST(ShimEmberBackend, SwapsADriveSlotPausesAndStops) {
-  REQUIRE_KVM();
+  EMBER_REQUIRE_KVM();
   TempDir dir("shim-ember");
   ExitWatch watch;
   shim::ShimLog log;
@@ -112,7 +106,7 @@ TEST(ShimEmberBackend, SwapsADriveSlotPausesAndStops) {
 }
 
 TEST(ShimEmberBackend, AMissingKernelIsAnErrorNamingIt) {
-  REQUIRE_KVM();
+  EMBER_REQUIRE_KVM();
   TempDir dir("shim-ember");
   shim::ShimLog log;
   shim::EmberHypervisor vm(log);

@@ -20,6 +20,7 @@
 #include <sstream>
 #include <thread>
 
+#include "tests/e2e/guest/vhost_user_scenario.h"
 #include "tests/harness/command.h"
 #include "tests/harness/disk_image.h"
 #include "tests/harness/qemu_guest.h"
@@ -38,16 +39,12 @@ namespace {
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 using vmm::vhost_user::VhostUserBackend;
+using namespace vhost_user_e2e;
 
 // Under TCG on a loaded 2-core machine a boot takes seconds; these limits
 // only catch a guest that is stuck.
 constexpr auto kBootTimeout = 120s;
 constexpr auto kStepTimeout = 60s;
-// Must match tests/e2e/guest/vhost_user_guest.cc.
-constexpr uint32_t kEchoPort = 5000;
-constexpr uint32_t kHostPort = 5001;
-constexpr size_t kGuestSendBytes = 512 * 1024;
-constexpr size_t kBigFileBytes = 1 << 20;
 constexpr uint32_t kGuestCid = 3;
 
 fs::path vhost_user_initrd() { return guest_image_dir() / "initramfs-vhost-user.cpio"; }
@@ -59,28 +56,6 @@ fs::path vhost_user_initrd() { return guest_image_dir() / "initramfs-vhost-user.
                   "guest image missing in " + guest_image_dir().string() +                      \
                       " (vmlinux, initramfs-vhost-user.cpio): build the guest-image target");   \
   } while (0)
-
-uint64_t fnv1a(const uint8_t* data, size_t len) {
-  uint64_t hash = 0xcbf29ce484222325ull;
-  for (size_t i = 0; i < len; ++i) {
-    hash ^= data[i];
-    hash *= 0x100000001b3ull;
-  }
-  return hash;
-}
-
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-
-// The guest's stream: byte i is (i * 131 + i / 4096) & 0xff.
-std::vector<uint8_t> pattern(size_t len) {
-  std::vector<uint8_t> data(len);
-  for (size_t i = 0; i < len; ++i) data[i] = static_cast<uint8_t>(i * 131 + i / 4096);
-  return data;
-}
 
 std::string read_text(const fs::path& path) {
   std::ifstream in(path);

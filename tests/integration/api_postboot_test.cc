@@ -12,19 +12,13 @@
 #include "tests/harness/require.h"
 #include "tests/integration/api_harness.h"
 #include "tests/integration/payload_runner.h"
+#include "vmm/logger/testing/firecracker_metric_groups.h"
 
 namespace ember::testing {
 namespace {
 
 using nlohmann::json;
 using namespace std::chrono_literals;
-
-#define REQUIRE_KVM()                          \
-  do {                                         \
-    std::string why;                           \
-    bool usable = kvm_usable(&why);            \
-    EMBER_REQUIRE(usable, "/dev/kvm: " + why); \
-  } while (0)
 
 std::string fault(const HttpReply& r) {
   if (r.status != 400) return "<status " + std::to_string(r.status) + ": " + r.body + ">";
@@ -44,30 +38,9 @@ std::vector<json> metrics_lines(const std::filesystem::path& path) {
   return lines;
 }
 
-// The groups upstream's tests/host_tools/fcmetrics.py requires on every line.
+// What upstream's tests/host_tools/fcmetrics.py requires of every line.
 void expect_firecracker_metrics_schema(const json& line) {
-  for (const char* group : {"api_server",
-                            "balloon",
-                            "block",
-                            "deprecated_api",
-                            "get_api_requests",
-                            "i8042",
-                            "latencies_us",
-                            "logger",
-                            "mmds",
-                            "net",
-                            "patch_api_requests",
-                            "put_api_requests",
-                            "seccomp",
-                            "vcpu",
-                            "vmm",
-                            "uart",
-                            "signals",
-                            "vsock",
-                            "entropy",
-                            "interrupts",
-                            "pmem",
-                            "memory_hotplug"})
+  for (const char* group : vmm::testing::kFirecrackerMetricGroups)
     EXPECT_TRUE(line.contains(group) && line[group].is_object()) << group;
   EXPECT_TRUE(line["utc_timestamp_ms"].is_number_integer());
   for (const char* key : {"read_count", "write_count", "flush_count", "read_agg", "write_agg",
@@ -79,7 +52,7 @@ void expect_firecracker_metrics_schema(const json& line) {
 class ApiPostboot : public ::testing::Test {
  protected:
   void SetUp() override {
-    REQUIRE_KVM();
+    EMBER_REQUIRE_KVM();
     // As the jailer passes them: monotonic wall and process CPU clocks at
     // its start, here this test's.
     timespec now, cpu;
@@ -233,7 +206,7 @@ std::string config_for(const std::string& payload) {
 }
 
 TEST(ApiConfigFile, NoApiRunsTheGuestToItsEndAndExitsZero) {
-  REQUIRE_KVM();
+  EMBER_REQUIRE_KVM();
   TempDir dir("ember-noapi");
   write_file(dir / "vm.json", config_for("hello"));
   EmberVmm vmm({"--no-api", "--config-file", (dir / "vm.json").string()});
@@ -247,7 +220,7 @@ TEST(ApiConfigFile, NoApiRunsTheGuestToItsEndAndExitsZero) {
 }
 
 TEST(ApiConfigFile, WithTheApiTheConfigIsReportedBackUnchanged) {
-  REQUIRE_KVM();
+  EMBER_REQUIRE_KVM();
   TempDir dir("ember-configapi");
   std::string config = config_for("spin");
   write_file(dir / "vm.json", config);
@@ -260,7 +233,7 @@ TEST(ApiConfigFile, WithTheApiTheConfigIsReportedBackUnchanged) {
 }
 
 TEST(ApiConfigFile, GuestErrorEndsTheProcessWithExitCode1) {
-  REQUIRE_KVM();
+  EMBER_REQUIRE_KVM();
   TempDir dir("ember-fault");
   write_file(dir / "vm.json", config_for("triple_fault"));
   EmberVmm vmm({"--config-file", (dir / "vm.json").string()});
@@ -274,7 +247,7 @@ TEST(ApiConfigFile, GuestErrorEndsTheProcessWithExitCode1) {
 }
 
 TEST(ApiConfigFile, BootTimerFlagReachesTheMachine) {
-  REQUIRE_KVM();
+  EMBER_REQUIRE_KVM();
   TempDir dir("ember-boottimer");
   write_file(dir / "vm.json", config_for("boot_timer"));
   EmberVmm vmm({"--no-api", "--boot-timer", "--config-file", (dir / "vm.json").string()});

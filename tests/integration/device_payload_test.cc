@@ -35,13 +35,6 @@ using namespace std::chrono_literals;
 using Bytes = std::vector<uint8_t>;
 using Clock = std::chrono::steady_clock;
 
-#define REQUIRE_KVM()                          \
-  do {                                         \
-    std::string why;                           \
-    bool usable = kvm_usable(&why);            \
-    EMBER_REQUIRE(usable, "/dev/kvm: " + why); \
-  } while (0)
-
 constexpr auto kVmTimeout = 15s;
 constexpr auto kIoTimeout = 10s;
 constexpr size_t kSector = 512;
@@ -215,7 +208,7 @@ std::unique_ptr<BlockRun> run_block_payload() {
 }
 
 TEST(PayloadVirtioBlock, GuestReadsTheSectorsTheHostWrote) {
-  REQUIRE_KVM();
+  EMBER_REQUIRE_KVM();
   auto b = run_block_payload();
   expect_clean_reset(b->run);
   EXPECT_THAT(b->run.serial, HasSubstr("blk devices=3\n"));
@@ -240,7 +233,7 @@ TEST(PayloadVirtioBlock, GuestReadsTheSectorsTheHostWrote) {
 }
 
 TEST(PayloadVirtioBlock, GuestWritesReachTheBackingFile) {
-  REQUIRE_KVM();
+  EMBER_REQUIRE_KVM();
   auto b = run_block_payload();
   expect_clean_reset(b->run);
   for (size_t i : {size_t{0}, size_t{2}}) {
@@ -264,7 +257,7 @@ TEST(PayloadVirtioBlock, GuestWritesReachTheBackingFile) {
 }
 
 TEST(PayloadVirtioBlock, ReadOnlyDriveRejectsWritesWithIoErr) {
-  REQUIRE_KVM();
+  EMBER_REQUIRE_KVM();
   auto b = run_block_payload();
   expect_clean_reset(b->run);
   const TestDrive& ro = b->drives[1];
@@ -283,7 +276,7 @@ TEST(PayloadVirtioBlock, ReadOnlyDriveRejectsWritesWithIoErr) {
 }
 
 TEST(PayloadVirtioBlock, WritebackDriveOffersFlushAndFlushes) {
-  REQUIRE_KVM();
+  EMBER_REQUIRE_KVM();
   auto b = run_block_payload();
   expect_clean_reset(b->run);
   EXPECT_EQ(field(b->line(2, "capacity="), "flush"), "1");
@@ -298,7 +291,7 @@ TEST(PayloadVirtioBlock, WritebackDriveOffersFlushAndFlushes) {
 }
 
 TEST(PayloadVirtioBlock, OutOfRangeUnsupportedAndGetIdRequests) {
-  REQUIRE_KVM();
+  EMBER_REQUIRE_KVM();
   auto b = run_block_payload();
   expect_clean_reset(b->run);
   for (size_t i = 0; i < b->drives.size(); ++i) {
@@ -439,7 +432,7 @@ struct VsockSetup {
 };
 
 TEST(PayloadVirtioVsock, GuestReadsItsCidFromConfigSpace) {
-  REQUIRE_KVM();
+  EMBER_REQUIRE_KVM();
   VsockSetup s;
   s.boot_args("");
   PayloadRun run = s.vm.run(kVmTimeout);
@@ -455,7 +448,7 @@ TEST(PayloadVirtioVsock, GuestReadsItsCidFromConfigSpace) {
 // directions carry more than one connection buffer (64 KiB), so credit
 // updates must flow both ways.
 TEST(PayloadVirtioVsock, GuestConnectsToAHostListenerAndBothSidesExchangeData) {
-  REQUIRE_KVM();
+  EMBER_REQUIRE_KVM();
   VsockSetup s;
   uint32_t port = 5000 + static_cast<uint32_t>(s.rng() % 1000);
   uint32_t refused = port + 1;
@@ -513,7 +506,7 @@ TEST(PayloadVirtioVsock, GuestConnectsToAHostListenerAndBothSidesExchangeData) {
 // refused by the guest's RST (the host sees the socket close). The payload
 // echoes every byte until the host shuts down its sending side.
 TEST(PayloadVirtioVsock, HostConnectsThroughTheHybridSocketAndGuestEchoes) {
-  REQUIRE_KVM();
+  EMBER_REQUIRE_KVM();
   VsockSetup s;
   uint32_t port = 1024 + static_cast<uint32_t>(s.rng() % 1000);
   constexpr size_t kHostSends = 200000;
@@ -573,7 +566,7 @@ TEST(PayloadVirtioVsock, HostConnectsThroughTheHybridSocketAndGuestEchoes) {
 // virtio-rng
 
 TEST(PayloadVirtioRng, GuestReadsRandomBytesThatDiffer) {
-  REQUIRE_KVM();
+  EMBER_REQUIRE_KVM();
   PayloadVm vm("virtio_rng");
   vm.resources().entropy = vmm::EntropyConfig{};
   PayloadRun run = vm.run(kVmTimeout);

@@ -35,11 +35,9 @@ CommandResult run_vmm(const TempDir& dir, const std::string& config, std::vector
   return run_command(argv, std::chrono::seconds(30));
 }
 
-#define REQUIRE_VMM_AND_KVM()                                                         \
-  do {                                                                                \
-    std::string why;                                                                  \
-    bool usable = kvm_usable(&why);                                                   \
-    EMBER_REQUIRE(usable, "/dev/kvm: " + why);                                        \
+#define REQUIRE_VMM_AND_KVM()                                                               \
+  do {                                                                                      \
+    EMBER_REQUIRE_KVM();                                                                    \
     EMBER_REQUIRE(fs::exists(ember_vmm()), "the ember-vmm binary: " + ember_vmm().string()); \
   } while (0)
 

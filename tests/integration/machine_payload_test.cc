@@ -23,13 +23,6 @@ namespace {
 using ::testing::HasSubstr;
 using namespace std::chrono_literals;
 
-#define REQUIRE_KVM()                        \
-  do {                                       \
-    std::string why;                         \
-    bool usable = kvm_usable(&why);          \
-    EMBER_REQUIRE(usable, "/dev/kvm: " + why); \
-  } while (0)
-
 // The value printed after `key=` on the console (up to a space or line end).
 std::string field(const std::string& text, const std::string& key) {
   size_t pos = text.find(key + "=");
@@ -61,7 +54,7 @@ void expect_clean_reset(const PayloadRun& run) {
 }
 
 TEST(PayloadBoot, GuestEntersLongModeWithLinuxBootProtocolRegisters) {
-  REQUIRE_KVM();
+  EMBER_REQUIRE_KVM();
   PayloadVm vm("boot_info");
   PayloadRun run = vm.run();
   expect_clean_reset(run);
@@ -81,7 +74,7 @@ TEST(PayloadBoot, GuestEntersLongModeWithLinuxBootProtocolRegisters) {
 }
 
 TEST(PayloadBoot, ZeroPageCarriesCommandLineAndE820Map) {
-  REQUIRE_KVM();
+  EMBER_REQUIRE_KVM();
   PayloadVm vm("boot_info");
   vm.resources().boot_source->boot_args = "console=ttyS0 ember.test=zero-page";
   PayloadRun run = vm.run();
@@ -107,7 +100,7 @@ TEST(PayloadBoot, ZeroPageCarriesCommandLineAndE820Map) {
 }
 
 TEST(PayloadBoot, MemoryAbove3GiBContinuesAt4GiB) {
-  REQUIRE_KVM();
+  EMBER_REQUIRE_KVM();
   PayloadVm vm("boot_info");
   vm.resources().machine.mem_size_mib = 4096;
   PayloadRun run = vm.run();
@@ -118,7 +111,7 @@ TEST(PayloadBoot, MemoryAbove3GiBContinuesAt4GiB) {
 }
 
 TEST(PayloadBoot, DefaultBootArgsAreFirecrackers) {
-  REQUIRE_KVM();
+  EMBER_REQUIRE_KVM();
   PayloadVm vm("boot_info");
   PayloadRun run = vm.run();
   expect_clean_reset(run);
@@ -126,7 +119,7 @@ TEST(PayloadBoot, DefaultBootArgsAreFirecrackers) {
 }
 
 TEST(PayloadBoot, SerialOutputReachesTheConsoleAndI8042ResetExitsZero) {
-  REQUIRE_KVM();
+  EMBER_REQUIRE_KVM();
   PayloadVm vm("hello");
   PayloadRun run = vm.run();
   expect_clean_reset(run);
@@ -138,7 +131,7 @@ TEST(PayloadBoot, SerialOutputReachesTheConsoleAndI8042ResetExitsZero) {
 }
 
 TEST(PayloadBoot, VmmStartApiRunsAPayloadToCompletion) {
-  REQUIRE_KVM();
+  EMBER_REQUIRE_KVM();
   TempDir dir("ember-vmm-start");
   vmm::VmResources r;
   r.boot_source = vmm::BootSourceConfig{payload_path("hello").string(), std::nullopt, std::nullopt};
@@ -164,7 +157,7 @@ TEST(PayloadBoot, VmmStartApiRunsAPayloadToCompletion) {
 }
 
 TEST(PayloadBootTimer, GuestWriteOf123LogsBootTime) {
-  REQUIRE_KVM();
+  EMBER_REQUIRE_KVM();
   PayloadVm vm("boot_timer");
   vm.resources().boot_timer = true;
   PayloadRun run = vm.run();
@@ -174,7 +167,7 @@ TEST(PayloadBootTimer, GuestWriteOf123LogsBootTime) {
 }
 
 TEST(PayloadBootTimer, WithoutTheFlagNothingIsLogged) {
-  REQUIRE_KVM();
+  EMBER_REQUIRE_KVM();
   PayloadVm vm("boot_timer");
   PayloadRun run = vm.run();
   expect_clean_reset(run);
@@ -259,7 +252,7 @@ class EchoDevice : public vmm::virtio::VirtioDevice {
 };
 
 TEST(PayloadVirtioMmio, GuestFindsAnnouncedDeviceAndCompletesAQueueRoundTrip) {
-  REQUIRE_KVM();
+  EMBER_REQUIRE_KVM();
   PayloadVm vm("virtio_probe");
   auto stats = std::make_shared<EchoStats>();
   vm.extra_devices().push_back({"echo", std::make_unique<EchoDevice>(stats)});
@@ -281,7 +274,7 @@ TEST(PayloadVirtioMmio, GuestFindsAnnouncedDeviceAndCompletesAQueueRoundTrip) {
 }
 
 TEST(PayloadVirtioMmio, ConfiguredDevicesAppearInFirecrackersOrder) {
-  REQUIRE_KVM();
+  EMBER_REQUIRE_KVM();
   PayloadVm vm("virtio_probe");
   TempDir dir("ember-devices");
   std::ofstream(dir / "data.img") << std::string(1 << 20, '\0');
@@ -314,7 +307,7 @@ TEST(PayloadVirtioMmio, ConfiguredDevicesAppearInFirecrackersOrder) {
 }
 
 TEST(PayloadInterrupts, SerialVirtioAndKeyboardInterruptsReachTheGuest) {
-  REQUIRE_KVM();
+  EMBER_REQUIRE_KVM();
   PayloadVm vm("interrupts");
   auto stats = std::make_shared<EchoStats>();
   vm.extra_devices().push_back({"echo", std::make_unique<EchoDevice>(stats)});
@@ -329,7 +322,7 @@ TEST(PayloadInterrupts, SerialVirtioAndKeyboardInterruptsReachTheGuest) {
 }
 
 TEST(PayloadSmp, GuestBringsUpSecondVcpuWithInitSipi) {
-  REQUIRE_KVM();
+  EMBER_REQUIRE_KVM();
   PayloadVm vm("smp");
   vm.resources().machine.vcpu_count = 2;
   PayloadRun run = vm.run();
@@ -340,7 +333,7 @@ TEST(PayloadSmp, GuestBringsUpSecondVcpuWithInitSipi) {
 }
 
 TEST(PayloadSmp, FourVcpusAllComeUp) {
-  REQUIRE_KVM();
+  EMBER_REQUIRE_KVM();
   PayloadVm vm("smp");
   vm.resources().machine.vcpu_count = 4;
   PayloadRun run = vm.run();
@@ -350,7 +343,7 @@ TEST(PayloadSmp, FourVcpusAllComeUp) {
 }
 
 TEST(PayloadFaults, TripleFaultEndsTheVmWithAnErrorPromptly) {
-  REQUIRE_KVM();
+  EMBER_REQUIRE_KVM();
   PayloadVm vm("triple_fault");
   PayloadRun run = vm.run(10s);
   EXPECT_FALSE(run.timed_out) << "the VMM hung after a triple fault";
@@ -363,7 +356,7 @@ TEST(PayloadFaults, TripleFaultEndsTheVmWithAnErrorPromptly) {
 }
 
 TEST(PayloadPvh, ElfWithXenNoteBootsThroughPvh) {
-  REQUIRE_KVM();
+  EMBER_REQUIRE_KVM();
   PayloadVm vm("pvh_info");
   vm.resources().boot_source->boot_args = "pvh=yes";
   PayloadRun run = vm.run();
@@ -382,7 +375,7 @@ TEST(PayloadPvh, ElfWithXenNoteBootsThroughPvh) {
 }
 
 TEST(PayloadLifecycle, StopEndsARunningGuest) {
-  REQUIRE_KVM();
+  EMBER_REQUIRE_KVM();
   PayloadVm vm("spin");
   vm.start();
   ASSERT_TRUE(wait_for_serial(vm, "spinning", 10s)) << vm.log();
@@ -397,7 +390,7 @@ TEST(PayloadLifecycle, StopEndsARunningGuest) {
 }
 
 TEST(PayloadLifecycle, StopCarriesTheRequestedExitCode) {
-  REQUIRE_KVM();
+  EMBER_REQUIRE_KVM();
   PayloadVm vm("spin");
   vm.start();
   ASSERT_TRUE(wait_for_serial(vm, "spinning", 10s));
@@ -406,7 +399,7 @@ TEST(PayloadLifecycle, StopCarriesTheRequestedExitCode) {
 }
 
 TEST(PayloadLifecycle, PauseParksEveryVcpuAndResumeContinues) {
-  REQUIRE_KVM();
+  EMBER_REQUIRE_KVM();
   PayloadVm vm("spin");
   vm.resources().machine.vcpu_count = 2;  // vCPU 1 sits in wait-for-SIPI
   vm.start();
@@ -427,7 +420,7 @@ TEST(PayloadLifecycle, PauseParksEveryVcpuAndResumeContinues) {
 }
 
 TEST(PayloadLifecycle, GuestMemoryIsDemandPagedOneMappingPerRegion) {
-  REQUIRE_KVM();
+  EMBER_REQUIRE_KVM();
   PayloadVm vm("spin");
   vm.resources().machine.mem_size_mib = 256;
   vm.start();
@@ -460,7 +453,7 @@ TEST(PayloadLifecycle, GuestMemoryIsDemandPagedOneMappingPerRegion) {
 }
 
 TEST(PayloadLifecycle, DriveUpdatesRunOnTheDeviceThreadAndReportErrors) {
-  REQUIRE_KVM();
+  EMBER_REQUIRE_KVM();
   TempDir dir("ember-update");
   std::ofstream(dir / "a.img") << std::string(1 << 20, '\0');
   std::ofstream(dir / "b.img") << std::string(2 << 20, '\0');
@@ -494,7 +487,7 @@ TEST(PayloadLifecycle, DriveUpdatesRunOnTheDeviceThreadAndReportErrors) {
 }
 
 TEST(PayloadBuildErrors, MissingKernelIsAClearError) {
-  REQUIRE_KVM();
+  EMBER_REQUIRE_KVM();
   PayloadVm vm("hello");
   vm.resources().boot_source->kernel_image_path = "/nonexistent/vmlinux";
   try {

@@ -1,9 +1,13 @@
 #include "tests/integration/payload_runner.h"
 
+#include <fcntl.h>
+
+#include <cerrno>
 #include <fstream>
 #include <sstream>
 #include <thread>
 
+#include "vmm/common/unique_fd.h"
 #include "vmm/microvm.h"
 #include "vmm/vstate/kvm.h"
 
@@ -22,6 +26,12 @@ std::filesystem::path payload_path(const std::string& name) {
 }
 
 bool kvm_usable(std::string* why) { return vmm::Kvm::usable(why); }
+
+bool kvm_present() {
+  common::UniqueFd fd(::open("/dev/kvm", O_RDWR | O_CLOEXEC));
+  if (fd) return true;
+  return errno != ENOENT && errno != ENODEV && errno != ENXIO;
+}
 
 PayloadVm::PayloadVm(const std::string& payload) : dir_("ember-payload") {
   resources_.boot_source = vmm::BootSourceConfig{payload_path(payload).string(), std::nullopt, std::nullopt};

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/harness/require.h"
 #include "tests/harness/temp_dir.h"
 #include "vmm/builder/builder.h"
 #include "vmm/vmm.h"
@@ -19,6 +20,9 @@ namespace ember::testing {
 std::filesystem::path payload_path(const std::string& name);
 // Whether /dev/kvm can run a VM here; `why` says why not.
 bool kvm_usable(std::string* why);
+// Whether this host has a KVM device at all: /dev/kvm exists and opening it
+// does not fail with ENODEV/ENXIO (module loaded but not bound).
+bool kvm_present();
 
 struct PayloadRun {
   vmm::VmExit exit;
@@ -60,3 +64,15 @@ class PayloadVm {
 };
 
 }  // namespace ember::testing
+
+// Use at the top of a test that boots a payload: skips it when this host has
+// no KVM at all (no /dev/kvm, or a kernel that did not bind KVM: ENODEV),
+// which no install step can change; fails it in CI when /dev/kvm is there but
+// cannot create a VM, saying why.
+#define EMBER_REQUIRE_KVM()                                                      \
+  do {                                                                           \
+    std::string kvm_why;                                                         \
+    bool kvm_ok = ::ember::testing::kvm_usable(&kvm_why);                        \
+    EMBER_REQUIRE_HOST(kvm_ok || ::ember::testing::kvm_present(), "/dev/kvm: " + kvm_why); \
+    EMBER_REQUIRE(kvm_ok, "/dev/kvm: " + kvm_why);                               \
+  } while (0)

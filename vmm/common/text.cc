@@ -1,5 +1,8 @@
 #include "vmm/common/text.h"
 
+#include <cinttypes>
+#include <cstdio>
+
 namespace ember::common {
 
 void append_json_string(std::string& out, std::string_view s) {
@@ -43,6 +46,12 @@ void append_utf8(std::string& out, uint32_t cp) {
     out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
     out += static_cast<char>(0x80 | (cp & 0x3F));
   }
+}
+
+std::string hex(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%" PRIx64, v);
+  return buf;
 }
 
 }  // namespace ember::common

@@ -21,4 +21,7 @@ inline std::string json_quote(std::string_view s) {
 // Appends the UTF-8 encoding of code point `cp` (<= 0x10FFFF; callers validate).
 void append_utf8(std::string& out, uint32_t cp);
 
+// `v` as error messages show addresses, sizes and bit masks: "0x1f", "0x0".
+std::string hex(uint64_t v);
+
 }  // namespace ember::common

@@ -16,5 +16,11 @@ TEST(Text, Utf8EncodesEveryLength) {
   EXPECT_EQ(out, "A\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80");
 }
 
+TEST(Text, HexHasA0xPrefixAndNoPadding) {
+  EXPECT_EQ(hex(0), "0x0");
+  EXPECT_EQ(hex(0xdeadbeef), "0xdeadbeef");
+  EXPECT_EQ(hex(UINT64_MAX), "0xffffffffffffffff");
+}
+
 }  // namespace
 }  // namespace ember::common

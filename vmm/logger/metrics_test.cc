@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "vmm/common/error.h"
+#include "vmm/logger/testing/firecracker_metric_groups.h"
 
 namespace ember::vmm {
 namespace {
@@ -17,28 +18,7 @@ using nlohmann::json;
 TEST(Metrics, EveryFirecrackerGroupIsPresentEvenWhenNothingCounted) {
   Metrics metrics;
   json line = json::parse(metrics.serialize());
-  for (const char* group : {"api_server",
-                            "balloon",
-                            "block",
-                            "deprecated_api",
-                            "get_api_requests",
-                            "i8042",
-                            "latencies_us",
-                            "logger",
-                            "mmds",
-                            "net",
-                            "patch_api_requests",
-                            "put_api_requests",
-                            "seccomp",
-                            "vcpu",
-                            "vmm",
-                            "uart",
-                            "signals",
-                            "vsock",
-                            "entropy",
-                            "interrupts",
-                            "pmem",
-                            "memory_hotplug"}) {
+  for (const char* group : testing::kFirecrackerMetricGroups) {
     EXPECT_TRUE(line.contains(group)) << group;
   }
   EXPECT_TRUE(line["utc_timestamp_ms"].is_number_integer());

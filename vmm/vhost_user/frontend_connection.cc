@@ -5,17 +5,13 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cinttypes>
-#include <cstdio>
+
+#include "vmm/common/text.h"
 
 namespace ember::vmm::vhost_user {
 namespace {
 
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%" PRIx64, v);
-  return buf;
-}
+using common::hex;
 
 bool is_power_of_two(uint32_t v) { return v != 0 && (v & (v - 1)) == 0; }
 
@@ -28,6 +24,12 @@ constexpr uint32_t kVringFlagLog = 1;
 void make_nonblocking(int fd) {
   int flags = ::fcntl(fd, F_GETFL);
   if (flags >= 0 && !(flags & O_NONBLOCK)) ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+// SET_VRING_KICK/CALL/ERR: a ring index and the "no fd" flag, nothing else.
+void expect_known_vring_bits(const Message& msg, uint64_t value) {
+  if (value & ~(kVringIndexMask | kVringNoFdFlag))
+    throw ProtocolError(msg.name() + ": unknown bits in " + hex(value));
 }
 
 }  // namespace
@@ -238,9 +240,7 @@ void FrontendConnection::set_protocol_features(const Message& msg) {
 }
 
 void FrontendConnection::set_mem_table(Message& msg) {
-  if (msg.payload.size() < sizeof(MemoryTableHeader)) msg.expect_size(sizeof(MemoryTableHeader));
-  MemoryTableHeader header;
-  std::memcpy(&header, msg.payload.data(), sizeof header);
+  auto header = msg.payload_prefix_as<MemoryTableHeader>();
   if (header.num_regions > kMaxMemoryRegions) {
     throw ProtocolError("SET_MEM_TABLE: " + std::to_string(header.num_regions) +
                         " regions, at most " + std::to_string(kMaxMemoryRegions) +
@@ -360,9 +360,7 @@ void FrontendConnection::set_vring_kick(Message& msg) {
     throw ProtocolError("SET_VRING_KICK: vring " + std::to_string(index) +
                         " without a kick fd (polling mode) is not supported");
   }
-  if (value & ~(kVringIndexMask | kVringNoFdFlag)) {
-    throw ProtocolError("SET_VRING_KICK: unknown bits in " + hex(value));
-  }
+  expect_known_vring_bits(msg, value);
   msg.expect_fds(1);
   stop_kick(ring);
   common::UniqueFd fd = std::move(msg.fds[0]);
@@ -406,8 +404,7 @@ void FrontendConnection::set_vring_call(Message& msg) {
   uint64_t value = msg.payload_as<uint64_t>();
   uint32_t index = static_cast<uint32_t>(value & kVringIndexMask);
   Vring& ring = ring_for(msg, index);
-  if (value & ~(kVringIndexMask | kVringNoFdFlag))
-    throw ProtocolError("SET_VRING_CALL: unknown bits in " + hex(value));
+  expect_known_vring_bits(msg, value);
   if (value & kVringNoFdFlag) {
     msg.expect_fds(0);
     ring.call.reset();  // the frontend polls the used ring
@@ -424,8 +421,7 @@ void FrontendConnection::set_vring_err(Message& msg) {
   uint64_t value = msg.payload_as<uint64_t>();
   uint32_t index = static_cast<uint32_t>(value & kVringIndexMask);
   Vring& ring = ring_for(msg, index);
-  if (value & ~(kVringIndexMask | kVringNoFdFlag))
-    throw ProtocolError("SET_VRING_ERR: unknown bits in " + hex(value));
+  expect_known_vring_bits(msg, value);
   msg.expect_fds((value & kVringNoFdFlag) ? 0 : 1);
   // Kept for the frontend's sake only: devices report broken rings through
   // a config change (virtio 1.2 §2.1.2), not the error fd.
@@ -444,18 +440,23 @@ void FrontendConnection::set_vring_enable(const Message& msg) {
   update_activation();
 }
 
-void FrontendConnection::get_config(const Message& msg) {
+ConfigHeader FrontendConnection::config_header(const Message& msg) {
   msg.expect_fds(0);
-  if (msg.payload.size() < sizeof(ConfigHeader)) msg.expect_size(sizeof(ConfigHeader));
-  ConfigHeader header;
-  std::memcpy(&header, msg.payload.data(), sizeof header);
+  auto header = msg.payload_prefix_as<ConfigHeader>();
   if (header.size > kMaxConfigSize || header.offset > kMaxConfigSize - header.size) {
     counters_.cfg_fails.inc();
-    throw ProtocolError("GET_CONFIG: range offset " + std::to_string(header.offset) + " size " +
+    throw ProtocolError(msg.name() + ": range offset " + std::to_string(header.offset) + " size " +
                         std::to_string(header.size) + " exceeds the " +
                         std::to_string(kMaxConfigSize) + "-byte config space");
   }
+  // GET_CONFIG carries the range's current bytes too (the frontend's buffer),
+  // SET_CONFIG the new ones.
   msg.expect_size(sizeof(ConfigHeader) + header.size);
+  return header;
+}
+
+void FrontendConnection::get_config(const Message& msg) {
+  ConfigHeader header = config_header(msg);
   std::vector<uint8_t> out(sizeof(ConfigHeader) + header.size);
   std::memcpy(out.data(), &header, sizeof header);
   {
@@ -466,17 +467,7 @@ void FrontendConnection::get_config(const Message& msg) {
 }
 
 void FrontendConnection::set_config(const Message& msg) {
-  msg.expect_fds(0);
-  if (msg.payload.size() < sizeof(ConfigHeader)) msg.expect_size(sizeof(ConfigHeader));
-  ConfigHeader header;
-  std::memcpy(&header, msg.payload.data(), sizeof header);
-  if (header.size > kMaxConfigSize || header.offset > kMaxConfigSize - header.size) {
-    counters_.cfg_fails.inc();
-    throw ProtocolError("SET_CONFIG: range offset " + std::to_string(header.offset) + " size " +
-                        std::to_string(header.size) + " exceeds the " +
-                        std::to_string(kMaxConfigSize) + "-byte config space");
-  }
-  msg.expect_size(sizeof(ConfigHeader) + header.size);
+  ConfigHeader header = config_header(msg);
   // flags 1 ("live migration") may rewrite read-only fields; we do not
   // migrate, so such writes are ignored rather than applied.
   if (header.flags != 0) {

@@ -121,6 +121,9 @@ class FrontendConnection : private virtio::Interrupt {
   void set_vring_call(Message& msg);
   void set_vring_err(Message& msg);
   void set_vring_enable(const Message& msg);
+  // GET/SET_CONFIG's header, its range checked against the config space and
+  // the payload's size against the range.
+  ConfigHeader config_header(const Message& msg);
   void get_config(const Message& msg);
   void set_config(const Message& msg);
   void set_backend_req_fd(Message& msg);

@@ -5,20 +5,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cinttypes>
-#include <cstdio>
 #include <limits>
 
 #include "vmm/common/mapping.h"
+#include "vmm/common/text.h"
 
 namespace ember::vmm::vhost_user {
 namespace {
 
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%" PRIx64, v);
-  return buf;
-}
+using common::hex;
 
 std::string describe_region(size_t index, const MemoryRegionDesc& r) {
   return "memory region " + std::to_string(index) + " (guest " + hex(r.guest_address) + ", size " +

@@ -174,6 +174,10 @@ struct Message {
   // The payload as a T; throws ProtocolError unless it is exactly sizeof(T).
   template <typename T>
   T payload_as() const;
+  // The fixed part at the start of a variable-length payload (SET_MEM_TABLE,
+  // GET/SET_CONFIG); throws ProtocolError unless there are sizeof(T) bytes.
+  template <typename T>
+  T payload_prefix_as() const;
   // Throws ProtocolError unless the payload is exactly `size` bytes.
   void expect_size(size_t size) const;
   // Throws ProtocolError unless exactly `count` fds came with the message.
@@ -217,6 +221,15 @@ template <typename T>
 T Message::payload_as() const {
   static_assert(std::is_trivially_copyable_v<T>);
   expect_size(sizeof(T));
+  T value;
+  std::memcpy(&value, payload.data(), sizeof(T));
+  return value;
+}
+
+template <typename T>
+T Message::payload_prefix_as() const {
+  static_assert(std::is_trivially_copyable_v<T>);
+  if (payload.size() < sizeof(T)) expect_size(sizeof(T));
   T value;
   std::memcpy(&value, payload.data(), sizeof(T));
   return value;

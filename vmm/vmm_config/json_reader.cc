@@ -759,20 +759,39 @@ bool JsonReader::has_next_element(bool& first) {
   return true;
 }
 
-void JsonReader::read_struct(const char* expecting, std::span<const FieldSpec> fields,
-                             bool deny_unknown_fields,
-                             const std::function<void(size_t)>& on_field) {
+void JsonReader::read_container(char open, const char* expecting,
+                                const std::function<void()>& visit) {
   int p = parse_whitespace();
   if (p < 0) peek_error(Code::kEofWhileParsingValue);
-  if (p != '{') {
-    // serde also accepts a struct written as an array of its fields; ember
-    // only takes objects (no Firecracker client sends the array form).
-    invalid_type_at_peek(expecting);
-  }
+  if (p != open) invalid_type_at_peek(expecting);
   enter();
   eat_char();
   std::optional<JsonError> failure;
   try {
+    visit();
+  } catch (const JsonError& e) {
+    failure = e;
+  }
+  leave();
+  auto close = [&] { open == '[' ? end_seq() : end_map(); };
+  if (failure) {
+    // serde_json evaluates end_seq()/end_map() even after a failed visit, and
+    // places an unpositioned error wherever that left the reader.
+    try {
+      close();
+    } catch (const JsonError&) {
+    }
+    throw positioned(*failure);
+  }
+  close();
+}
+
+void JsonReader::read_struct(const char* expecting, std::span<const FieldSpec> fields,
+                             bool deny_unknown_fields,
+                             const std::function<void(size_t)>& on_field) {
+  // serde also accepts a struct written as an array of its fields; ember
+  // only takes objects (no Firecracker client sends the array form).
+  read_container('{', expecting, [&] {
     std::vector<bool> seen(fields.size(), false);
     bool first = true;
     while (has_next_key(first)) {
@@ -799,54 +818,18 @@ void JsonReader::read_struct(const char* expecting, std::span<const FieldSpec> f
     for (size_t i = 0; i < fields.size(); ++i)
       if (fields[i].required && !seen[i])
         fail(std::string("missing field `") + fields[i].name + "`");
-  } catch (const JsonError& e) {
-    failure = e;
-  }
-  leave();
-  if (failure) {
-    // serde_json evaluates end_map() even after a failed visit, and places
-    // an unpositioned error wherever that left the reader.
-    try {
-      end_map();
-    } catch (const JsonError&) {
-    }
-    throw positioned(*failure);
-  }
-  end_map();
+  });
 }
 
 void JsonReader::read_seq(const std::function<void()>& on_element) {
-  int p = parse_whitespace();
-  if (p < 0) peek_error(Code::kEofWhileParsingValue);
-  if (p != '[') invalid_type_at_peek("a sequence");
-  enter();
-  eat_char();
-  std::optional<JsonError> failure;
-  try {
+  read_container('[', "a sequence", [&] {
     bool first = true;
     while (has_next_element(first)) on_element();
-  } catch (const JsonError& e) {
-    failure = e;
-  }
-  leave();
-  if (failure) {
-    try {
-      end_seq();
-    } catch (const JsonError&) {
-    }
-    throw positioned(*failure);
-  }
-  end_seq();
+  });
 }
 
 void JsonReader::read_map(const std::function<void(std::string key)>& on_entry) {
-  int p = parse_whitespace();
-  if (p < 0) peek_error(Code::kEofWhileParsingValue);
-  if (p != '{') invalid_type_at_peek("a map");
-  enter();
-  eat_char();
-  std::optional<JsonError> failure;
-  try {
+  read_container('{', "a map", [&] {
     bool first = true;
     while (has_next_key(first)) {
       eat_char();
@@ -854,18 +837,7 @@ void JsonReader::read_map(const std::function<void(std::string key)>& on_entry) 
       parse_object_colon();
       on_entry(std::move(key));
     }
-  } catch (const JsonError& e) {
-    failure = e;
-  }
-  leave();
-  if (failure) {
-    try {
-      end_map();
-    } catch (const JsonError&) {
-    }
-    throw positioned(*failure);
-  }
-  end_map();
+  });
 }
 
 }  // namespace ember::vmm::json

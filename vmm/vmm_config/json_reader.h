@@ -117,6 +117,10 @@ class JsonReader {
   bool has_next_key(bool& first);
   bool has_next_element(bool& first);
   [[noreturn]] void invalid_type_at_peek(const char* expecting);
+  // The frame of every object and array: `open` ('{' or '['), else an
+  // "invalid type" error naming `expecting`; the recursion guard; `visit`
+  // reads the contents; then the closing bracket.
+  void read_container(char open, const char* expecting, const std::function<void()>& visit);
   void enter();
   void leave() { ++remaining_depth_; }
 

@@ -5,8 +5,9 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <cstring>
+
+#include "vmm/common/text.h"
 
 namespace ember::vmm {
 namespace {
@@ -26,11 +27,7 @@ T* aligned_ptr(const GuestMemory& mem, GuestAddress addr) {
 
 }  // namespace
 
-std::string to_string(GuestAddress addr) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(addr.raw()));
-  return buf;
-}
+std::string to_string(GuestAddress addr) { return common::hex(addr.raw()); }
 
 GuestMemory GuestMemory::anonymous(const std::vector<std::pair<GuestAddress, uint64_t>>& ranges) {
   const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));

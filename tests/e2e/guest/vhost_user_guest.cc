@@ -45,13 +45,11 @@
 #include <string>
 #include <vector>
 
+#include "tests/e2e/guest/vhost_user_scenario.h"
+
 namespace {
 
-// Ports the host side of the test uses (tests/e2e/vhost_user_test.cc).
-constexpr uint32_t kEchoPort = 5000;
-constexpr uint32_t kHostPort = 5001;
-constexpr size_t kGuestSendBytes = 512 * 1024;
-constexpr size_t kBigFileBytes = 1 << 20;
+using namespace ember::testing::vhost_user_e2e;
 
 class Failure : public std::runtime_error {
  public:
@@ -87,28 +85,6 @@ class Fd {
  private:
   int fd_;
 };
-
-// FNV-1a, 64 bit: the host computes the same over what it sent or read.
-uint64_t fnv1a(const uint8_t* data, size_t len, uint64_t hash = 0xcbf29ce484222325ull) {
-  for (size_t i = 0; i < len; ++i) {
-    hash ^= data[i];
-    hash *= 0x100000001b3ull;
-  }
-  return hash;
-}
-
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-
-// The byte stream both sides generate: byte i is (i * 131 + i / 4096) & 0xff.
-std::vector<uint8_t> pattern(size_t len) {
-  std::vector<uint8_t> data(len);
-  for (size_t i = 0; i < len; ++i) data[i] = static_cast<uint8_t>(i * 131 + i / 4096);
-  return data;
-}
 
 std::string read_file(const std::string& path) {
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));

@@ -230,34 +230,35 @@ uint32_t virtio_ack_interrupt(const struct virtio_dev* dev) {
   return isr;
 }
 
-uint8_t virtio_config8(const struct virtio_dev* dev, uint32_t offset) {
-  uint32_t gen;
-  uint8_t v;
-  do {
-    gen = mmio_read32(dev->base + VIRTIO_MMIO_CONFIG_GENERATION);
-    v = mmio_read8(dev->base + VIRTIO_MMIO_CONFIG + offset);
-  } while (gen != mmio_read32(dev->base + VIRTIO_MMIO_CONFIG_GENERATION));
-  return v;
-}
-
-uint32_t virtio_config32(const struct virtio_dev* dev, uint32_t offset) {
-  uint32_t gen, v;
-  do {
-    gen = mmio_read32(dev->base + VIRTIO_MMIO_CONFIG_GENERATION);
-    v = mmio_read32(dev->base + VIRTIO_MMIO_CONFIG + offset);
-  } while (gen != mmio_read32(dev->base + VIRTIO_MMIO_CONFIG_GENERATION));
-  return v;
-}
-
-uint64_t virtio_config64(const struct virtio_dev* dev, uint32_t offset) {
+/* A config field of `width` bytes (1, 4, or 8 as two 32-bit halves). The
+ * read counts only if the config generation did not change across it: the
+ * device may update the fields meanwhile, and 64 bits are not one access. */
+static uint64_t config_read(const struct virtio_dev* dev, uint32_t offset, int width) {
+  uint64_t field = dev->base + VIRTIO_MMIO_CONFIG + offset;
   uint32_t gen;
   uint64_t v;
   do {
     gen = mmio_read32(dev->base + VIRTIO_MMIO_CONFIG_GENERATION);
-    v = mmio_read32(dev->base + VIRTIO_MMIO_CONFIG + offset);
-    v |= (uint64_t)mmio_read32(dev->base + VIRTIO_MMIO_CONFIG + offset + 4) << 32;
+    if (width == 1) {
+      v = mmio_read8(field);
+    } else {
+      v = mmio_read32(field);
+      if (width == 8) v |= (uint64_t)mmio_read32(field + 4) << 32;
+    }
   } while (gen != mmio_read32(dev->base + VIRTIO_MMIO_CONFIG_GENERATION));
   return v;
+}
+
+uint8_t virtio_config8(const struct virtio_dev* dev, uint32_t offset) {
+  return (uint8_t)config_read(dev, offset, 1);
+}
+
+uint32_t virtio_config32(const struct virtio_dev* dev, uint32_t offset) {
+  return (uint32_t)config_read(dev, offset, 4);
+}
+
+uint64_t virtio_config64(const struct virtio_dev* dev, uint32_t offset) {
+  return config_read(dev, offset, 8);
 }
 
 int virtq_setup(struct virtio_dev* dev, struct virtq* q, uint16_t index, uint16_t size) {

@@ -16,7 +16,7 @@ struct Mask {
   uint32_t mask, value;
 };
 
-CustomCpuTemplate from_masks(std::initializer_list<Mask> masks) {
+CustomCpuTemplate from_masks(const std::vector<Mask>& masks) {
   CustomCpuTemplate t;
   for (const Mask& m : masks) {
     CpuidLeafModifier* leaf = nullptr;
@@ -32,15 +32,16 @@ CustomCpuTemplate from_masks(std::initializer_list<Mask> masks) {
   return t;
 }
 
-// Masks shared by the T2 family (an AWS T2 instance: Haswell-class Xeon, family
-// 6 model 0x3f). Leaf 1 pins family/model/stepping 0x306f2 and hides DTES64,
-// MONITOR, DS-CPL, VMX, SMX, EIST, TM2, SDBG, xTPR, PDCM, DCA, OSXSAVE-era
-// extras; EDX keeps MCE/MTRR on and hides PSN, DS, ACPI, SS, TM, PBE.
-// Leaf 7 keeps only the Haswell feature set (no AVX-512, SHA, MPX, SGX, RTM,
-// CLWB, PT, ...), leaf 0xD hides MPX/AVX-512 state components, 0x80000001
-// hides PREFETCHW/LZCNT-era AMD bits and 1 GiB pages, 0x80000008 hides WBNOINVD.
-CustomCpuTemplate t2_cpuid() {
-  return from_masks({
+// The T2 family (an AWS T2 instance: Haswell-class Xeon, family 6 model 0x3f)
+// as T2, T2S, T2CL and T2A all show it in leaves 1, 7 and 0xD. Leaf 1 pins
+// family/model/stepping 0x306f2 and hides DTES64, MONITOR, DS-CPL, VMX, SMX,
+// EIST, TM2, SDBG, xTPR, PDCM, DCA, OSXSAVE-era extras; EDX keeps MCE/MTRR on
+// and hides PSN, DS, ACPI, SS, TM, PBE. Leaf 7 keeps only the Haswell feature
+// set (no AVX-512, SHA, MPX, SGX, RTM, CLWB, PT, ...), leaf 0xD hides
+// MPX/AVX-512 state components. Each member adds its own extended leaves
+// (0x8000000x), which differ with the host it runs on.
+CustomCpuTemplate t2_family(std::initializer_list<Mask> extended_leaves) {
+  std::vector<Mask> masks = {
       {0x1, 0, 0, Reg::kEax, 0x0fff3fff, 0x000306f2},
       {0x1, 0, 0, Reg::kEcx, 0x0004cdfc, 0},
       {0x1, 0, 0, Reg::kEdx, 0xe8641080, 0x00001080},
@@ -49,6 +50,15 @@ CustomCpuTemplate t2_cpuid() {
       {0x7, 0, kIndexed, Reg::kEdx, 0x0000011c, 0},
       {0xd, 0, kIndexed, Reg::kEax, 0x000002f8, 0},
       {0xd, 1, kIndexed, Reg::kEax, 0x0000000e, 0},
+  };
+  masks.insert(masks.end(), extended_leaves);
+  return from_masks(masks);
+}
+
+// T2: 0x80000001 hides PREFETCHW/LZCNT-era AMD bits and 1 GiB pages,
+// 0x80000008 hides WBNOINVD.
+CustomCpuTemplate t2_cpuid() {
+  return t2_family({
       {0x80000001, 0, 0, Reg::kEcx, 0x20000100, 0},
       {0x80000001, 0, 0, Reg::kEdx, 0x04000000, 0},
       {0x80000008, 0, 0, Reg::kEbx, 0x00000200, 0},
@@ -83,15 +93,7 @@ CustomCpuTemplate t2s() {
 }
 
 CustomCpuTemplate t2cl() {
-  CustomCpuTemplate t = from_masks({
-      {0x1, 0, 0, Reg::kEax, 0x0fff3fff, 0x000306f2},
-      {0x1, 0, 0, Reg::kEcx, 0x0004cdfc, 0},
-      {0x1, 0, 0, Reg::kEdx, 0xe8641080, 0x00001080},
-      {0x7, 0, kIndexed, Reg::kEbx, 0xffefda14, 0x00000200},
-      {0x7, 0, kIndexed, Reg::kEcx, 0x40415f5e, 0},
-      {0x7, 0, kIndexed, Reg::kEdx, 0x0000011c, 0},
-      {0xd, 0, kIndexed, Reg::kEax, 0x000002f8, 0},
-      {0xd, 1, kIndexed, Reg::kEax, 0x0000000e, 0},
+  CustomCpuTemplate t = t2_family({
       {0x80000001, 0, 0, Reg::kEcx, 0x200001c0, 0},
       {0x80000001, 0, 0, Reg::kEdx, 0x07c00000, 0},
       {0x80000008, 0, 0, Reg::kEbx, 0x00000200, 0},
@@ -104,15 +106,7 @@ CustomCpuTemplate t2cl() {
 
 // T2A: an AMD Milan host made to look like the T2 family to the guest.
 CustomCpuTemplate t2a() {
-  return from_masks({
-      {0x1, 0, 0, Reg::kEax, 0x0fff3fff, 0x000306f2},
-      {0x1, 0, 0, Reg::kEcx, 0x0004cdfc, 0},
-      {0x1, 0, 0, Reg::kEdx, 0xe8641080, 0x00001080},
-      {0x7, 0, kIndexed, Reg::kEbx, 0xffefda14, 0x00000200},
-      {0x7, 0, kIndexed, Reg::kEcx, 0x40415f5e, 0},
-      {0x7, 0, kIndexed, Reg::kEdx, 0x0000011c, 0},
-      {0xd, 0, kIndexed, Reg::kEax, 0x000002f8, 0},
-      {0xd, 1, kIndexed, Reg::kEax, 0x0000000e, 0},
+  return t2_family({
       {0x80000001, 0, 0, Reg::kEcx, 0x200001c4, 0},
       {0x80000001, 0, 0, Reg::kEdx, 0x06400000, 0},
       {0x80000008, 0, 0, Reg::kEbx, 0x001c0205, 0x001c0004},

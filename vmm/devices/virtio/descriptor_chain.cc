@@ -29,28 +29,29 @@ uint64_t ChainCursor::skip(uint64_t n) {
   return done;
 }
 
-size_t ChainCursor::read(std::span<uint8_t> out) {
+template <class Copy>
+size_t ChainCursor::copy_pieces(size_t len, Copy copy) {
   size_t done = 0;
-  while (done < out.size() && index_ < buffers_.size()) {
+  while (done < len && index_ < buffers_.size()) {
     const Descriptor& d = buffers_[index_];
-    size_t step = std::min<uint64_t>(d.len - offset_, out.size() - done);
-    memory_->read(d.addr + offset_, out.subspan(done, step));
+    size_t step = std::min<uint64_t>(d.len - offset_, len - done);
+    copy(d.addr + offset_, done, step);
     done += step;
     skip(step);
   }
   return done;
 }
 
+size_t ChainCursor::read(std::span<uint8_t> out) {
+  return copy_pieces(out.size(), [&](GuestAddress at, size_t done, size_t step) {
+    memory_->read(at, out.subspan(done, step));
+  });
+}
+
 size_t ChainCursor::write(std::span<const uint8_t> in) {
-  size_t done = 0;
-  while (done < in.size() && index_ < buffers_.size()) {
-    const Descriptor& d = buffers_[index_];
-    size_t step = std::min<uint64_t>(d.len - offset_, in.size() - done);
-    memory_->write(d.addr + offset_, in.subspan(done, step));
-    done += step;
-    skip(step);
-  }
-  return done;
+  return copy_pieces(in.size(), [&](GuestAddress at, size_t done, size_t step) {
+    memory_->write(at, in.subspan(done, step));
+  });
 }
 
 uint64_t ChainCursor::iovecs(uint64_t len, std::vector<iovec>& out) const {

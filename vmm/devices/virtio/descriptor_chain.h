@@ -74,6 +74,11 @@ class ChainCursor {
   uint64_t iovecs(uint64_t len, std::vector<iovec>& out) const;
 
  private:
+  // Moves the next min(len, remaining()) bytes a descriptor at a time:
+  // `copy(guest_address, offset_in_host_buffer, length)` for each piece.
+  template <class Copy>
+  size_t copy_pieces(size_t len, Copy copy);
+
   const GuestMemory* memory_;
   std::span<const Descriptor> buffers_;
   size_t index_ = 0;     // current buffer

@@ -128,8 +128,7 @@ VsockGuest::Conn* VsockGuest::find(uint32_t guest_port, uint32_t host_port) {
   return it == conns_.end() ? nullptr : &it->second;
 }
 
-void VsockGuest::send_header(Conn& c, uint16_t op, uint32_t flags, const uint8_t* data,
-                             uint32_t len) {
+VsockHeader VsockGuest::outgoing_header(Conn& c, uint16_t op, uint32_t flags, uint32_t len) {
   VsockHeader h;
   h.src_cid = cid_;
   h.dst_cid = kVsockHostCid;
@@ -143,6 +142,12 @@ void VsockGuest::send_header(Conn& c, uint16_t op, uint32_t flags, const uint8_t
   h.fwd_cnt = c.fwd_cnt;
   c.last_fwd_cnt_sent = c.fwd_cnt;
   if (op == kVsockOpRw) c.tx_cnt += len;
+  return h;
+}
+
+void VsockGuest::send_header(Conn& c, uint16_t op, uint32_t flags, const uint8_t* data,
+                             uint32_t len) {
+  VsockHeader h = outgoing_header(c, op, flags, len);
   send_raw(h, data ? std::vector<uint8_t>(data, data + len) : std::vector<uint8_t>{});
 }
 
@@ -259,18 +264,7 @@ size_t VsockGuest::write_bulk(Conn& c, size_t len) {
     GuestAddress hdr_addr = tx_free_.front().first;
     GuestAddress data_addr = tx_free_.front().second;
     tx_free_.pop_front();
-    VsockHeader h;
-    h.src_cid = cid_;
-    h.dst_cid = kVsockHostCid;
-    h.src_port = c.guest_port;
-    h.dst_port = c.host_port;
-    h.type = kVsockTypeStream;
-    h.op = kVsockOpRw;
-    h.len = n;
-    h.buf_alloc = buf_alloc_;
-    h.fwd_cnt = c.fwd_cnt;
-    c.last_fwd_cnt_sent = c.fwd_cnt;
-    c.tx_cnt += n;
+    VsockHeader h = outgoing_header(c, kVsockOpRw, 0, n);
     memory_.write_obj(hdr_addr, h);
     uint16_t head = tx_.add_chain(
         {Buffer{hdr_addr, sizeof(VsockHeader), false}, Buffer{bulk_payload_, n, false}});

@@ -93,6 +93,9 @@ class VsockGuest {
   void post_rx_buffer(GuestAddress addr);
   void reclaim_tx();
   void handle(const VsockPacket& p);
+  // A header from the guest's end of `c` with its credit (virtio 1.2
+  // §5.10.6.3); counts a RW packet's `len` bytes as sent.
+  VsockHeader outgoing_header(Conn& c, uint16_t op, uint32_t flags, uint32_t len);
   void send_header(Conn& c, uint16_t op, uint32_t flags = 0, const uint8_t* data = nullptr,
                    uint32_t len = 0);
 
