@@ -73,10 +73,8 @@ bool read_until(int fd, Done done) {
 
 // Spawns argv, waits for `ready(socket)` to succeed, kills the child and
 // returns the sample.
-template <class Ready>
-std::optional<Sample> measure(const std::vector<std::string>& argv, const std::string& socket,
-                              Ready ready) {
-  std::filesystem::remove(socket);
+// posix_spawn with stdout and stderr on /dev/null; nullopt when it fails.
+std::optional<pid_t> spawn_quiet(const std::vector<std::string>& argv) {
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -85,10 +83,25 @@ std::optional<Sample> measure(const std::vector<std::string>& argv, const std::s
   posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
   posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
   pid_t pid;
-  auto start = Clock::now();
   int rc = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   if (rc != 0) return std::nullopt;
+  return pid;
+}
+
+double cpu_ms(const rusage& usage) {
+  return (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1e3 +
+         (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e3;
+}
+
+template <class Ready>
+std::optional<Sample> measure(const std::vector<std::string>& argv, const std::string& socket,
+                              Ready ready) {
+  std::filesystem::remove(socket);
+  auto start = Clock::now();
+  std::optional<pid_t> spawned = spawn_quiet(argv);
+  if (!spawned) return std::nullopt;
+  pid_t pid = *spawned;
 
   Sample s;
   int fd = -1;
@@ -107,8 +120,7 @@ std::optional<Sample> measure(const std::vector<std::string>& argv, const std::s
   ::wait4(pid, &status, 0, &usage);
   std::filesystem::remove(socket);
   if (!ok) return std::nullopt;
-  s.cpu_ms = (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1e3 +
-             (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e3;
+  s.cpu_ms = cpu_ms(usage);
   return s;
 }
 
@@ -116,25 +128,16 @@ std::optional<Sample> measure(const std::vector<std::string>& argv, const std::s
 // costs on this host (exec, page faults, exit). On nested or paravirtualised
 // hosts this floor alone can be over 1 ms, so the figures above it matter.
 std::optional<Sample> measure_to_exit(const std::vector<std::string>& argv) {
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-  pid_t pid;
   auto start = Clock::now();
-  int rc = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) return std::nullopt;
+  std::optional<pid_t> pid = spawn_quiet(argv);
+  if (!pid) return std::nullopt;
   int status;
   rusage usage{};
-  ::wait4(pid, &status, 0, &usage);
+  ::wait4(*pid, &status, 0, &usage);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return std::nullopt;
   Sample s;
   s.wall_ms = ms(Clock::now() - start);
-  s.cpu_ms = (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1e3 +
-             (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e3;
+  s.cpu_ms = cpu_ms(usage);
   return s;
 }
 

@@ -19,10 +19,6 @@ std::unique_ptr<virtio::VirtioDevice> create_block_device(const DriveConfig& con
   }
   if (!config.path_on_host)
     throw common::Error("drive \"" + config.drive_id + "\": path_on_host is missing");
-  if (config.io_engine == IoEngine::kAsync) {
-    LOG_WARN(logger,
-             "drive \"" + config.drive_id + "\": the Async io engine is served by the Sync engine");
-  }
   return std::make_unique<virtio::BlockDevice>(config, logger, metrics);
 }
 

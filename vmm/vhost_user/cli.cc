@@ -27,7 +27,7 @@ constexpr const char* kUsage =
     "Serves ember's virtio devices to vhost-user frontends (QEMU), one device per socket,\n"
     "until SIGINT or SIGTERM. Each --device is served on the --socket before it.\n"
     "\n"
-    "  SPEC  blk,path=FILE[,readonly][,id=ID][,cache=unsafe|writeback]\n"
+    "  SPEC  blk,path=FILE[,readonly][,id=ID][,cache=unsafe|writeback][,engine=sync|async]\n"
     "        vsock,guest-cid=N,uds-path=PATH\n"
     "        rng\n"
     "  LEVEL Off, Error, Warning, Info (default), Debug, Trace\n";

@@ -79,6 +79,15 @@ DeviceSpec parse_device_spec(std::string_view text) {
         } else {
           throw common::Error(where + ": cache must be unsafe or writeback, not \"" + value + "\"");
         }
+      } else if (key == "engine") {
+        need_value();
+        if (value == "sync") {
+          spec.drive.io_engine = IoEngine::kSync;
+        } else if (value == "async") {
+          spec.drive.io_engine = IoEngine::kAsync;
+        } else {
+          throw common::Error(where + ": engine must be sync or async, not \"" + value + "\"");
+        }
       } else {
         bad();
       }

@@ -1,7 +1,7 @@
 // The `--device` argument of `ember-vmm vhost-user`: which ember device a
 // backend serves, as a comma-separated spec.
 //
-//   blk,path=FILE[,readonly][,id=ID][,cache=unsafe|writeback]
+//   blk,path=FILE[,readonly][,id=ID][,cache=unsafe|writeback][,engine=sync|async]
 //   vsock,guest-cid=N,uds-path=PATH
 //   rng
 #pragma once

@@ -32,6 +32,8 @@ TEST(DeviceSpec, BlockDefaultsToWritableUnsafeCache) {
   EXPECT_EQ(spec.drive.cache_type, CacheType::kUnsafe);
   EXPECT_EQ(spec.drive.drive_id, "blk");
   EXPECT_FALSE(parse_device_spec("blk,path=/x.img,readonly=off").drive.is_read_only);
+  EXPECT_EQ(spec.drive.io_engine, IoEngine::kSync);
+  EXPECT_EQ(parse_device_spec("blk,path=/x.img,engine=async").drive.io_engine, IoEngine::kAsync);
 }
 
 TEST(DeviceSpec, VsockWithCidAndUdsPath) {
@@ -50,6 +52,8 @@ TEST(DeviceSpec, MistakesAreNamed) {
   EXPECT_NE(error_of("blk,path=/x,size=3").find("option \"size\" does not apply to blk"),
             std::string::npos);
   EXPECT_NE(error_of("blk,path=/x,cache=none").find("cache must be unsafe or writeback"),
+            std::string::npos);
+  EXPECT_NE(error_of("blk,path=/x,engine=aio").find("engine must be sync or async, not \"aio\""),
             std::string::npos);
   EXPECT_NE(error_of("vsock,uds-path=/v").find("vsock needs guest-cid"), std::string::npos);
   EXPECT_NE(error_of("vsock,guest-cid=2,uds-path=/v").find("guest-cid must be a number from 3"),

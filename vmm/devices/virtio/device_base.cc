@@ -76,9 +76,9 @@ std::vector<QueueState> DeviceBase::stop_queues() {
       positions.push_back(queue_state(static_cast<uint16_t>(i)));
     return positions;
   }
-  // Every chain a device pops is completed or put back before it returns
-  // (no asynchronous I/O), so next_avail is exactly where the ring resumes:
-  // what vhost-user's GET_VRING_BASE must report.
+  // Once every popped chain is completed or put back, next_avail is exactly
+  // where the ring resumes: what vhost-user's GET_VRING_BASE must report.
+  on_quiesce();
   for (const Queue& q : queues_) positions.push_back(q.state());
   stopped_ = true;
   on_stop_queues();

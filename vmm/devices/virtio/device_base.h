@@ -122,6 +122,10 @@ class DeviceBase : public VirtioDevice {
   virtual void on_activate() = 0;
   // Before the queues are dropped: unregister loop fds, drop connections.
   virtual void on_reset() {}
+  // stop_queues(), before the ring positions are read: finish every chain
+  // popped so far (a device with asynchronous I/O waits for it), so
+  // next_avail and next_used say exactly where the rings resume.
+  virtual void on_quiesce() {}
   // stop_queues(), before the queues are dropped: make sure no loop handler
   // touches the rings or guest memory until on_restart_queues() (activated()
   // is already false, which the usual `activated() && !broken()` guards

@@ -1,6 +1,7 @@
 // virtio-blk (virtio 1.2 §5.2) over a host file, with Firecracker's behaviour
 // (reference/firecracker-compat.md §4): one 256-entry queue, the Sync engine
-// (pread/pwrite/fsync on the device thread), read-only drives, Unsafe or
+// (pread/pwrite/fsync on the device thread) or the Async one (io_uring,
+// completions on the device thread's loop), read-only drives, Unsafe or
 // Writeback caching, GET_ID, a token-bucket rate limiter, and post-boot
 // updates of the backing file (PATCH /drives/{id}) announced to the guest by
 // a config-change interrupt.
@@ -10,6 +11,7 @@
 #include <string>
 
 #include "vmm/devices/virtio/block/disk_file.h"
+#include "vmm/devices/virtio/block/io_uring_engine.h"
 #include "vmm/devices/virtio/block/request.h"
 #include "vmm/devices/virtio/device_base.h"
 #include "vmm/rate_limiter/rate_limiter.h"
@@ -51,6 +53,10 @@ class BlockDevice : public DeviceBase {
   const DriveConfig& config() const { return config_; }
   uint64_t capacity_sectors() const;
   int rate_limiter_fd() const { return rate_limiter_.fd(); }
+  // Whether requests go through io_uring (io_engine Async, and the kernel
+  // allowed a ring); how many of them are in flight.
+  bool async() const { return engine_ != nullptr; }
+  size_t requests_in_flight() const { return in_flight_count_; }
 
  private:
   struct Counters {
@@ -62,13 +68,41 @@ class BlockDevice : public DeviceBase {
     DeviceLatency read_agg, write_agg;
   };
 
+  // A finished read, write or flush (either engine): metrics, the log line of
+  // a failure, and what goes back to the driver.
+  struct Outcome {
+    uint8_t status;
+    uint32_t data_written;  // bytes of the writable part before the status byte
+  };
+  // A request the Async engine has in flight, by its chain's head.
+  struct InFlight {
+    bool busy = false;
+    uint32_t type = 0;
+    uint32_t data_len = 0;
+    uint64_t sector = 0;
+    GuestAddress status;
+    uint64_t started_us = 0;
+    std::vector<iovec> iov;  // the kernel reads it until the completion
+  };
+
   void on_activate() override;
+  void on_quiesce() override;
+  void on_reset() override;
   void count_invalid() override { counters_.invalid_reqs_count.inc(); }
   void count_activate_fail() override { counters_.activate_fails.inc(); }
   void process_requests();
   // Runs one parsed request; returns the used length (bytes written to the
   // chain's writable part, status included).
   uint32_t execute(const DescriptorChain& chain, const BlockRequest& request);
+  Outcome finished(uint32_t type, uint32_t data_len, uint64_t sector, uint64_t started_us, int err);
+  // Async: queues the request; false when it must run synchronously.
+  bool submit_async(const DescriptorChain& chain, const BlockRequest& request);
+  void submit_queued();
+  void on_completions();
+  void complete_async(uint64_t head, int32_t result);
+  // Waits for every request in flight: completed into the used ring when
+  // `deliver`, else dropped (a reset: the driver forgets them too).
+  void wait_in_flight(bool deliver);
   bool throttled(const BlockRequest& request);
   void on_rate_limiter_timer();
   void flush_on_drop();
@@ -79,6 +113,10 @@ class BlockDevice : public DeviceBase {
   Counters counters_;
   DescriptorChain chain_;      // reused between requests
   std::vector<iovec> iovecs_;  // reused between requests
+  std::unique_ptr<IoUringEngine> engine_;
+  std::vector<InFlight> in_flight_;
+  size_t in_flight_count_ = 0;
+  bool submissions_queued_ = false;
 };
 
 }  // namespace ember::vmm::virtio

@@ -63,7 +63,10 @@ std::vector<uint8_t> header(uint32_t type, uint64_t sector) {
   return h;
 }
 
-struct BlockFixture : ::testing::Test {
+// Every test runs against both io engines: Sync, and Async (io_uring), whose
+// completions arrive on the loop; kick() waits for them, so the same
+// expectations hold for both.
+struct BlockFixture : ::testing::TestWithParam<IoEngine> {
   TempDisk disk{64 * 1024};
   Logger logger;
   Metrics metrics;
@@ -80,16 +83,34 @@ struct BlockFixture : ::testing::Test {
     c.path_on_host = disk.path();
     c.is_read_only = read_only;
     c.cache_type = cache;
+    c.io_engine = GetParam();
     return c;
   }
   void start(const DriveConfig& c) {
     device = std::make_unique<BlockDevice>(c, logger, metrics);
+    if (c.io_engine == IoEngine::kAsync) {
+      ASSERT_TRUE(device->async()) << "io_uring unavailable here";
+    }
     auto guard = device->lock();
     device->activate(ActivationContext{memory, {driver.state()}, kFeatures, interrupt, loop});
   }
   void kick() {
+    kick_without_waiting();
+    settle();
+  }
+  void kick_without_waiting() {
     auto guard = device->lock();
     device->process_queue(0);
+  }
+  // Runs the loop until the Async engine has nothing in flight.
+  void settle() {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (in_flight() > 0 && std::chrono::steady_clock::now() < deadline) loop.run_once(100);
+    ASSERT_EQ(in_flight(), 0u) << "io_uring completions never arrived";
+  }
+  size_t in_flight() {
+    auto guard = device->lock();
+    return device->requests_in_flight();
   }
   Buffer put(const std::vector<uint8_t>& data) {
     return Buffer{testing::put_bytes(memory, allocator, data), static_cast<uint32_t>(data.size()),
@@ -109,7 +130,7 @@ struct BlockFixture : ::testing::Test {
   }
 };
 
-TEST_F(BlockFixture, ReadsSectorsIntoBuffersSplitAnywhere) {
+TEST_P(BlockFixture, ReadsSectorsIntoBuffersSplitAnywhere) {
   start(config());
   Buffer a = out(100), b = out(1024 - 100), status = out(1);
   uint16_t head = driver.add_chain({put(header(kBlockTypeIn, 3)), a, b, status});
@@ -129,7 +150,7 @@ TEST_F(BlockFixture, ReadsSectorsIntoBuffersSplitAnywhere) {
   EXPECT_EQ(metric("block_rootfs", "read_count"), 1u);
 }
 
-TEST_F(BlockFixture, WritesSectorsFromHeaderAndDataInOneBuffer) {
+TEST_P(BlockFixture, WritesSectorsFromHeaderAndDataInOneBuffer) {
   start(config());
   std::vector<uint8_t> req = header(kBlockTypeOut, 10);
   std::vector<uint8_t> data(2048);
@@ -146,7 +167,7 @@ TEST_F(BlockFixture, WritesSectorsFromHeaderAndDataInOneBuffer) {
   EXPECT_EQ(metric("block_rootfs", "write_bytes"), 2048u);
 }
 
-TEST_F(BlockFixture, ReadDataAndStatusMayShareOneBuffer) {
+TEST_P(BlockFixture, ReadDataAndStatusMayShareOneBuffer) {
   start(config());
   Buffer both = out(513);
   driver.add_chain({put(header(kBlockTypeIn, 0)), both});
@@ -160,7 +181,7 @@ TEST_F(BlockFixture, ReadDataAndStatusMayShareOneBuffer) {
   EXPECT_EQ(got[512], kBlockStatusOk);
 }
 
-TEST_F(BlockFixture, ServesRequestsThroughIndirectTables) {
+TEST_P(BlockFixture, ServesRequestsThroughIndirectTables) {
   start(config());
   Buffer data = out(512), status = out(1);
   driver.add_chain({put(header(kBlockTypeIn, 1)), data, status}, /*indirect=*/true);
@@ -170,7 +191,7 @@ TEST_F(BlockFixture, ServesRequestsThroughIndirectTables) {
   EXPECT_EQ(testing::get_bytes(memory, data.addr, 1)[0], TempDisk::expected(512));
 }
 
-TEST_F(BlockFixture, ReadOnlyDriveAdvertisesRoAndRefusesWrites) {
+TEST_P(BlockFixture, ReadOnlyDriveAdvertisesRoAndRefusesWrites) {
   start(config(/*read_only=*/true));
   EXPECT_TRUE(device->available_features() & (uint64_t(1) << kBlockFeatureRo));
   Buffer status = out(1);
@@ -181,7 +202,7 @@ TEST_F(BlockFixture, ReadOnlyDriveAdvertisesRoAndRefusesWrites) {
   EXPECT_EQ(disk.read(0, 1)[0], TempDisk::expected(0)) << "file untouched";
 }
 
-TEST_F(BlockFixture, WritebackAdvertisesFlushAndFlushSucceeds) {
+TEST_P(BlockFixture, WritebackAdvertisesFlushAndFlushSucceeds) {
   start(config(false, CacheType::kUnsafe));
   EXPECT_FALSE(device->available_features() & (uint64_t(1) << kBlockFeatureFlush));
   device.reset();
@@ -195,7 +216,7 @@ TEST_F(BlockFixture, WritebackAdvertisesFlushAndFlushSucceeds) {
   EXPECT_EQ(metric("block_rootfs", "flush_count"), 1u);
 }
 
-TEST_F(BlockFixture, GetIdReturnsDevRdevInoString) {
+TEST_P(BlockFixture, GetIdReturnsDevRdevInoString) {
   start(config());
   Buffer id = out(20), status = out(1);
   driver.add_chain({put(header(kBlockTypeGetId, 0)), id, status});
@@ -213,7 +234,7 @@ TEST_F(BlockFixture, GetIdReturnsDevRdevInoString) {
   EXPECT_EQ(std::string(got.begin(), got.end()), expected);
 }
 
-TEST_F(BlockFixture, GetIdWithTooSmallBufferFails) {
+TEST_P(BlockFixture, GetIdWithTooSmallBufferFails) {
   start(config());
   Buffer id = out(19), status = out(1);
   driver.add_chain({put(header(kBlockTypeGetId, 0)), id, status});
@@ -222,7 +243,7 @@ TEST_F(BlockFixture, GetIdWithTooSmallBufferFails) {
   EXPECT_EQ(status_of(status), kBlockStatusIoErr);
 }
 
-TEST_F(BlockFixture, CapacityHidesPartialTrailingSector) {
+TEST_P(BlockFixture, CapacityHidesPartialTrailingSector) {
   TempDisk odd(4 * 512 + 100);
   DriveConfig c = config();
   c.path_on_host = odd.path();
@@ -239,7 +260,7 @@ TEST_F(BlockFixture, CapacityHidesPartialTrailingSector) {
   EXPECT_EQ(status_of(s2), kBlockStatusIoErr);
 }
 
-TEST_F(BlockFixture, RequestsBeyondCapacityFailWithIoErr) {
+TEST_P(BlockFixture, RequestsBeyondCapacityFailWithIoErr) {
   start(config());
   uint64_t sectors = 64 * 1024 / 512;
   for (uint64_t sector : {sectors, sectors - 1, uint64_t(UINT64_MAX), UINT64_MAX / 512}) {
@@ -254,7 +275,7 @@ TEST_F(BlockFixture, RequestsBeyondCapacityFailWithIoErr) {
   EXPECT_GE(metric("block_rootfs", "invalid_reqs_count"), 4u);
 }
 
-TEST_F(BlockFixture, UnsupportedTypeGetsUnsupp) {
+TEST_P(BlockFixture, UnsupportedTypeGetsUnsupp) {
   start(config());
   Buffer status = out(1);
   driver.add_chain({put(header(11 /* DISCARD */, 0)), put(std::vector<uint8_t>(16)), status});
@@ -263,7 +284,7 @@ TEST_F(BlockFixture, UnsupportedTypeGetsUnsupp) {
   EXPECT_EQ(status_of(status), kBlockStatusUnsupported);
 }
 
-TEST_F(BlockFixture, PartialSectorDataFails) {
+TEST_P(BlockFixture, PartialSectorDataFails) {
   start(config());
   Buffer status = out(1);
   driver.add_chain({put(header(kBlockTypeIn, 0)), out(500), status});
@@ -272,7 +293,7 @@ TEST_F(BlockFixture, PartialSectorDataFails) {
   EXPECT_EQ(status_of(status), kBlockStatusIoErr);
 }
 
-TEST_F(BlockFixture, ShortHeaderFails) {
+TEST_P(BlockFixture, ShortHeaderFails) {
   start(config());
   Buffer status = out(1);
   driver.add_chain({put(std::vector<uint8_t>(8, 0)), status});
@@ -281,7 +302,7 @@ TEST_F(BlockFixture, ShortHeaderFails) {
   EXPECT_EQ(status_of(status), kBlockStatusIoErr);
 }
 
-TEST_F(BlockFixture, WrongDirectionBuffersFail) {
+TEST_P(BlockFixture, WrongDirectionBuffersFail) {
   start(config());
   // IN with device-readable data and OUT with device-writable data.
   Buffer s1 = out(1), s2 = out(1);
@@ -293,7 +314,7 @@ TEST_F(BlockFixture, WrongDirectionBuffersFail) {
   EXPECT_EQ(disk.read(0, 1)[0], TempDisk::expected(0));
 }
 
-TEST_F(BlockFixture, RequestWithoutStatusByteIsCompletedEmpty) {
+TEST_P(BlockFixture, RequestWithoutStatusByteIsCompletedEmpty) {
   start(config());
   uint16_t head = driver.add_chain({put(header(kBlockTypeIn, 0))});
   kick();
@@ -304,7 +325,7 @@ TEST_F(BlockFixture, RequestWithoutStatusByteIsCompletedEmpty) {
   EXPECT_EQ(metric("block_rootfs", "invalid_reqs_count"), 1u);
 }
 
-TEST_F(BlockFixture, HostileChainsAreFailedAndTheDeviceKeepsServing) {
+TEST_P(BlockFixture, HostileChainsAreFailedAndTheDeviceKeepsServing) {
   start(config());
   GuestAddress hdr = testing::put_bytes(memory, allocator, header(kBlockTypeIn, 0));
   // A loop.
@@ -335,7 +356,7 @@ TEST_F(BlockFixture, HostileChainsAreFailedAndTheDeviceKeepsServing) {
   EXPECT_EQ(metric("block_rootfs", "invalid_reqs_count"), 3u);
 }
 
-TEST_F(BlockFixture, BrokenRingAsksForResetAndStopsServing) {
+TEST_P(BlockFixture, BrokenRingAsksForResetAndStopsServing) {
   start(config());
   driver.publish(300);  // head index beyond the 256-entry table
   kick();
@@ -352,7 +373,7 @@ TEST_F(BlockFixture, BrokenRingAsksForResetAndStopsServing) {
   EXPECT_FALSE(device->needs_reset());
 }
 
-TEST_F(BlockFixture, ActivationRejectsBadQueueLayout) {
+TEST_P(BlockFixture, ActivationRejectsBadQueueLayout) {
   device = std::make_unique<BlockDevice>(config(), logger, metrics);
   QueueState bad = driver.state();
   bad.used_ring = GuestAddress(kMemSize);
@@ -363,7 +384,7 @@ TEST_F(BlockFixture, ActivationRejectsBadQueueLayout) {
   EXPECT_EQ(metric("block_rootfs", "activate_fails"), 1u);
 }
 
-TEST_F(BlockFixture, OpeningMissingFileNamesDriveAndPath) {
+TEST_P(BlockFixture, OpeningMissingFileNamesDriveAndPath) {
   DriveConfig c = config();
   c.path_on_host = "/nonexistent/ember.img";
   try {
@@ -375,7 +396,7 @@ TEST_F(BlockFixture, OpeningMissingFileNamesDriveAndPath) {
   }
 }
 
-TEST_F(BlockFixture, UpdateSwapsBackingFileAndRaisesConfigInterrupt) {
+TEST_P(BlockFixture, UpdateSwapsBackingFileAndRaisesConfigInterrupt) {
   start(config());
   TempDisk bigger(128 * 1024, /*seed=*/99);
   update(DriveUpdate{"rootfs", bigger.path(), std::nullopt});
@@ -403,7 +424,7 @@ TEST_F(BlockFixture, UpdateSwapsBackingFileAndRaisesConfigInterrupt) {
   EXPECT_EQ(std::string(got.begin(), got.end()), expected);
 }
 
-TEST_F(BlockFixture, FailedUpdateKeepsTheOldFile) {
+TEST_P(BlockFixture, FailedUpdateKeepsTheOldFile) {
   start(config());
   EXPECT_THROW(update(DriveUpdate{"rootfs", std::string("/nonexistent"), std::nullopt}),
                common::Error);
@@ -412,7 +433,7 @@ TEST_F(BlockFixture, FailedUpdateKeepsTheOldFile) {
   EXPECT_EQ(metric("block_rootfs", "update_fails"), 1u);
 }
 
-TEST_F(BlockFixture, RateLimiterThrottlesAndTheTimerResumes) {
+TEST_P(BlockFixture, RateLimiterThrottlesAndTheTimerResumes) {
   DriveConfig c = config();
   // One op per 100 ms.
   c.rate_limiter = RateLimiterConfig{std::nullopt, TokenBucketConfig{1, std::nullopt, 100}};
@@ -432,7 +453,7 @@ TEST_F(BlockFixture, RateLimiterThrottlesAndTheTimerResumes) {
   EXPECT_GE(metric("block_rootfs", "rate_limiter_event_count"), 2u);
 }
 
-TEST_F(BlockFixture, BandwidthLimitCountsBytes) {
+TEST_P(BlockFixture, BandwidthLimitCountsBytes) {
   DriveConfig c = config();
   c.rate_limiter = RateLimiterConfig{TokenBucketConfig{1024, std::nullopt, 1000}, std::nullopt};
   start(c);
@@ -452,7 +473,7 @@ TEST_F(BlockFixture, BandwidthLimitCountsBytes) {
   EXPECT_EQ(done, 3);
 }
 
-TEST_F(BlockFixture, ResetThenReactivateServesAgain) {
+TEST_P(BlockFixture, ResetThenReactivateServesAgain) {
   start(config());
   {
     auto guard = device->lock();
@@ -475,7 +496,7 @@ TEST_F(BlockFixture, ResetThenReactivateServesAgain) {
 // keeping beyond its drive, so it takes DeviceBase's default (reset, then
 // activate on restart); the drive, its updates and the ring positions carry
 // over.
-TEST_F(BlockFixture, StoppedQueueIsLeftAloneAndRestartContinuesWithTheDrive) {
+TEST_P(BlockFixture, StoppedQueueIsLeftAloneAndRestartContinuesWithTheDrive) {
   start(config());
   driver.add_chain({put(header(kBlockTypeIn, 0)), out(512), out(1)});
   kick();
@@ -510,7 +531,7 @@ TEST_F(BlockFixture, StoppedQueueIsLeftAloneAndRestartContinuesWithTheDrive) {
   EXPECT_EQ(testing::get_bytes(memory, data.addr, 1)[0], TempDisk::expected(200 * 512, 5));
 }
 
-TEST_F(BlockFixture, BrokenDeviceStaysBrokenAcrossARingStopUntilTheDriverResets) {
+TEST_P(BlockFixture, BrokenDeviceStaysBrokenAcrossARingStopUntilTheDriverResets) {
   start(config());
   driver.publish(300);  // head index beyond the 256-entry table
   kick();
@@ -538,7 +559,7 @@ TEST_F(BlockFixture, BrokenDeviceStaysBrokenAcrossARingStopUntilTheDriverResets)
   EXPECT_EQ(status_of(status), kBlockStatusOk);
 }
 
-TEST_F(BlockFixture, ConfigSpaceIsReadOnly) {
+TEST_P(BlockFixture, ConfigSpaceIsReadOnly) {
   start(config());
   uint64_t junk = 12345;
   device->write_config(0, std::span<const uint8_t>(reinterpret_cast<uint8_t*>(&junk), 8));
@@ -550,6 +571,94 @@ TEST_F(BlockFixture, ConfigSpaceIsReadOnly) {
   device->read_config(100, past);
   EXPECT_EQ(past[0], 0) << "reads past the end return zeros";
 }
+
+
+// What only the Async engine has: requests in flight.
+struct AsyncBlockFixture : BlockFixture {};
+
+// What is in flight when the ring stops (a VM pause under QEMU) or the drive
+// is swapped is completed first, so the ring positions and the backing file
+// stay exact.
+TEST_P(AsyncBlockFixture, RequestsInFlightFinishBeforeARingStopOrADriveSwap) {
+  start(config());
+  ASSERT_TRUE(device->async()) << "io_uring unavailable here";
+  std::vector<Buffer> statuses;
+  for (int i = 0; i < 8; ++i) {
+    statuses.push_back(out(1));
+    driver.add_chain({put(header(kBlockTypeIn, static_cast<uint64_t>(i))), out(512), statuses.back()});
+  }
+  kick_without_waiting();
+  ASSERT_EQ(in_flight(), 8u) << "completions are reaped on the loop, which has not run";
+  EXPECT_EQ(driver.used_idx(), 0);
+  std::vector<QueueState> stopped;
+  {
+    auto guard = device->lock();
+    stopped = device->stop_queues();
+  }
+  EXPECT_EQ(device->requests_in_flight(), 0u);
+  EXPECT_EQ(stopped[0].next_avail, 8);
+  EXPECT_EQ(stopped[0].next_used, 8) << "every popped chain is in the used ring before the stop";
+  for (const Buffer& b : statuses) EXPECT_EQ(status_of(b), kBlockStatusOk);
+  {
+    auto guard = device->lock();
+    device->restart_queues(ActivationContext{memory, stopped, kFeatures, interrupt, loop});
+  }
+  Buffer data = out(512), status = out(1);
+  driver.add_chain({put(header(kBlockTypeIn, 1)), data, status});
+  kick_without_waiting();
+  ASSERT_EQ(in_flight(), 1u);
+  TempDisk other(64 * 1024, /*seed=*/9);
+  update(DriveUpdate{"rootfs", other.path(), std::nullopt});
+  EXPECT_EQ(in_flight(), 0u);
+  EXPECT_EQ(status_of(status), kBlockStatusOk);
+  EXPECT_EQ(testing::get_bytes(memory, data.addr, 1)[0], TempDisk::expected(512, 0))
+      << "the read issued before the swap read the old file";
+}
+
+// Many reads at once (Async: completed in whatever order the kernel
+// finishes them), each with its own data.
+TEST_P(BlockFixture, ManyReadsInFlightEachGetTheirOwnSectors) {
+  start(config());
+  std::vector<std::pair<Buffer, Buffer>> reads;
+  for (uint64_t sector = 0; sector < 80; ++sector) {
+    Buffer data = out(512), status = out(1);
+    driver.add_chain({put(header(kBlockTypeIn, sector)), data, status});
+    reads.emplace_back(data, status);
+  }
+  kick();
+  int used = 0;
+  while (driver.next_used()) ++used;
+  EXPECT_EQ(used, 80);
+  for (uint64_t sector = 0; sector < 80; ++sector) {
+    EXPECT_EQ(status_of(reads[sector].second), kBlockStatusOk);
+    EXPECT_EQ(testing::get_bytes(memory, reads[sector].first.addr + 3, 1)[0],
+              TempDisk::expected(sector * 512 + 3))
+        << "sector " << sector;
+  }
+  EXPECT_EQ(metric("block_rootfs", "read_count"), 80u);
+}
+
+// The backing file shrinks under a running drive: the read past its new end
+// fails with IOERR on either engine (short transfer), and the next one works.
+TEST_P(BlockFixture, FileThatShrankUnderTheDriveFailsTheReadWithIoErr) {
+  start(config());
+  ASSERT_EQ(::truncate(disk.path().c_str(), 4096), 0);
+  Buffer lost = out(1), kept = out(1);
+  driver.add_chain({put(header(kBlockTypeIn, 16)), out(512), lost});
+  driver.add_chain({put(header(kBlockTypeIn, 1)), out(512), kept});
+  kick();
+  EXPECT_EQ(status_of(lost), kBlockStatusIoErr);
+  EXPECT_EQ(status_of(kept), kBlockStatusOk);
+  EXPECT_EQ(metric("block_rootfs", "execute_fails"), 1u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, BlockFixture, ::testing::Values(IoEngine::kSync, IoEngine::kAsync),
+                         [](const ::testing::TestParamInfo<IoEngine>& info) {
+                           return info.param == IoEngine::kAsync ? "Async" : "Sync";
+                         });
+
+INSTANTIATE_TEST_SUITE_P(Engines, AsyncBlockFixture, ::testing::Values(IoEngine::kAsync),
+                         [](const ::testing::TestParamInfo<IoEngine>&) { return "Async"; });
 
 }  // namespace
 }  // namespace ember::vmm::virtio
