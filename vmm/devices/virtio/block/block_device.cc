@@ -70,7 +70,7 @@ BlockDevice::BlockDevice(const DriveConfig& config, Logger& logger, Metrics& met
       counters_(metrics, config.drive_id) {
   if (config.io_engine != IoEngine::kAsync) return;
   try {
-    engine_ = std::make_unique<IoUringEngine>(queue_max_sizes()[0]);
+    engine_ = std::make_unique<IoUringEngine>(queue_max_sizes()[0], completions_);
     in_flight_.resize(queue_max_sizes()[0]);
   } catch (const common::Error& e) {
     // Firecracker refuses the drive here; a slower drive beats no pod.
@@ -122,7 +122,7 @@ void BlockDevice::on_activate() {
     on_rate_limiter_timer();
   });
   if (engine_) {
-    watch(engine_->completions().fd(), EPOLLIN, [this](uint32_t) {
+    watch(completions_.fd(), EPOLLIN, [this](uint32_t) {
       auto guard = lock();
       on_completions();
     });
@@ -181,7 +181,7 @@ void BlockDevice::process_requests() {
           q.undo_pop();
           counters_.rate_limiter_throttled_events.inc();
           counters_.remaining_reqs_count.inc(q.pending());
-          submit_queued();
+          submit_or_break();
           signal_used(0);
           return;
         }
@@ -198,7 +198,7 @@ void BlockDevice::process_requests() {
     // Chains are validated when popped; this means memory changed under us.
     mark_broken(std::string("guest memory access failed: ") + e.what());
   }
-  submit_queued();
+  submit_or_break();
   if (!any) counters_.no_avail_buffer.inc();
   signal_used(0);
 }
@@ -237,8 +237,7 @@ bool BlockDevice::submit_async(const DescriptorChain& chain, const BlockRequest&
   if (!prepare()) {
     // The submission ring is as deep as the queue, so this means the kernel
     // has not taken the last batch yet: hand it over and try once more.
-    submit_queued();
-    if (!prepare()) {
+    if (submit_queued() < 0 || !prepare()) {
       counters_.io_engine_throttled_events.inc();
       return false;
     }
@@ -250,23 +249,42 @@ bool BlockDevice::submit_async(const DescriptorChain& chain, const BlockRequest&
   return true;
 }
 
-void BlockDevice::submit_queued() {
-  if (!submissions_queued_) return;
+int BlockDevice::submit_queued() {
+  if (!submissions_queued_) return 0;
   int rc = engine_->submit();
   if (rc == -EBUSY || rc == -EAGAIN) {
     // Completions must be reaped before the kernel takes more.
     engine_->reap([this](uint64_t tag, int32_t result) { complete_async(tag, result); }, true);
     rc = engine_->submit();
   }
-  if (rc < 0) {
-    mark_broken("io_uring submit failed: " + common::errno_text(-rc));
-    return;
-  }
+  if (rc == 0) submissions_queued_ = false;
+  return rc;
+}
+
+void BlockDevice::submit_or_break() {
+  int rc = submit_queued();
+  if (rc < 0) mark_broken("io_uring submit failed: " + common::errno_text(-rc));
+}
+
+void BlockDevice::abandon_engine() {
+  LOG_ERROR(logger(), name() + ": the io_uring refused " +
+                          "its queued requests; dropping " + std::to_string(in_flight_count_) +
+                          " requests with a new ring");
+  // Tearing the ring down drops what it never took and waits out the rest.
+  engine_.reset();
+  for (InFlight& f : in_flight_) f.busy = false;
+  in_flight_count_ = 0;
   submissions_queued_ = false;
+  try {
+    engine_ = std::make_unique<IoUringEngine>(static_cast<unsigned>(in_flight_.size()), completions_);
+  } catch (const common::Error& e) {
+    LOG_WARN(logger(), name() + ": " + e.what() + "; the drive uses the Sync engine");
+  }
 }
 
 void BlockDevice::on_completions() {
-  engine_->completions().consume();
+  completions_.consume();
+  if (!engine_) return;  // replaced by the Sync engine meanwhile
   size_t n = engine_->reap([this](uint64_t tag, int32_t result) { complete_async(tag, result); });
   if (n && activated()) signal_used(0);
 }
@@ -291,7 +309,8 @@ void BlockDevice::complete_async(uint64_t head, int32_t result) {
 
 void BlockDevice::wait_in_flight(bool deliver) {
   if (!engine_) return;
-  submit_queued();
+  // Requests the kernel never took would be waited for in vain.
+  if (submit_queued() < 0) return abandon_engine();
   while (in_flight_count_ > 0) {
     size_t n = engine_->reap(
         [&](uint64_t tag, int32_t result) {

@@ -97,7 +97,12 @@ class BlockDevice : public DeviceBase {
   Outcome finished(uint32_t type, uint32_t data_len, uint64_t sector, uint64_t started_us, int err);
   // Async: queues the request; false when it must run synchronously.
   bool submit_async(const DescriptorChain& chain, const BlockRequest& request);
-  void submit_queued();
+  // Hands the queued requests to the kernel: 0, or -errno (they stay queued).
+  int submit_queued();
+  void submit_or_break();
+  // After the kernel refused a batch: a new ring, every request in flight
+  // dropped (their chains are never used; the device is broken or resetting).
+  void abandon_engine();
   void on_completions();
   void complete_async(uint64_t head, int32_t result);
   // Waits for every request in flight: completed into the used ring when
@@ -113,6 +118,7 @@ class BlockDevice : public DeviceBase {
   Counters counters_;
   DescriptorChain chain_;      // reused between requests
   std::vector<iovec> iovecs_;  // reused between requests
+  common::EventFd completions_;  // the Async engine's; survives its replacement
   std::unique_ptr<IoUringEngine> engine_;
   std::vector<InFlight> in_flight_;
   size_t in_flight_count_ = 0;

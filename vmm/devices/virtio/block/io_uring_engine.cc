@@ -4,10 +4,10 @@
 
 namespace ember::vmm::virtio {
 
-IoUringEngine::IoUringEngine(unsigned entries) {
+IoUringEngine::IoUringEngine(unsigned entries, const common::EventFd& completions) {
   int rc = io_uring_queue_init(entries, &ring_, 0);
   if (rc < 0) throw common::Error("io_uring_queue_init: " + common::errno_text(-rc));
-  rc = io_uring_register_eventfd(&ring_, completions_.fd());
+  rc = io_uring_register_eventfd(&ring_, completions.fd());
   if (rc < 0) {
     io_uring_queue_exit(&ring_);
     throw common::Error("io_uring_register_eventfd: " + common::errno_text(-rc));

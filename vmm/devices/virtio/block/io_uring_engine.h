@@ -17,16 +17,14 @@ namespace ember::vmm::virtio {
 
 class IoUringEngine {
  public:
-  // A ring of `entries` submissions (a power of two). Throws common::Error
-  // naming the cause when the kernel refuses io_uring (old kernel, seccomp,
-  // kernel.io_uring_disabled).
-  explicit IoUringEngine(unsigned entries);
+  // A ring of `entries` submissions (a power of two) that signals
+  // `completions` (an eventfd the caller owns and watches) when requests
+  // complete. Throws common::Error naming the cause when the kernel refuses
+  // io_uring (old kernel, seccomp, kernel.io_uring_disabled).
+  IoUringEngine(unsigned entries, const common::EventFd& completions);
   ~IoUringEngine();
   IoUringEngine(const IoUringEngine&) = delete;
   IoUringEngine& operator=(const IoUringEngine&) = delete;
-
-  // Readable when completions are waiting; consume it before reaping.
-  const common::EventFd& completions() const { return completions_; }
 
   // Queue one request; false when the submission queue is full (submit()
   // and try again). `iov` must stay valid until the completion is reaped.
@@ -50,7 +48,6 @@ class IoUringEngine {
   bool prepare(uint64_t tag, Prep prep);
 
   io_uring ring_{};
-  common::EventFd completions_;
 };
 
 template <class Done>
