@@ -53,6 +53,14 @@ DeviceSpec parse_device_spec(std::string_view text) {
       if (!has_value || value.empty())
         throw common::Error(where + ": option \"" + key + "\" needs a value");
     };
+    // One of two named values: "<key> must be a or b, not \"x\"" otherwise.
+    auto either = [&](const char* a, auto a_value, const char* b, decltype(a_value) b_value) {
+      need_value();
+      if (value == a) return a_value;
+      if (value == b) return b_value;
+      throw common::Error(where + ": " + key + " must be " + a + " or " + b + ", not \"" + value +
+                          "\"");
+    };
     auto bad = [&] {
       throw common::Error(where + ": option \"" + key + "\" does not apply to " +
                           std::string(kind));
@@ -71,23 +79,10 @@ DeviceSpec parse_device_spec(std::string_view text) {
         need_value();
         spec.id = value;
       } else if (key == "cache") {
-        need_value();
-        if (value == "unsafe") {
-          spec.drive.cache_type = CacheType::kUnsafe;
-        } else if (value == "writeback") {
-          spec.drive.cache_type = CacheType::kWriteback;
-        } else {
-          throw common::Error(where + ": cache must be unsafe or writeback, not \"" + value + "\"");
-        }
+        spec.drive.cache_type =
+            either("unsafe", CacheType::kUnsafe, "writeback", CacheType::kWriteback);
       } else if (key == "engine") {
-        need_value();
-        if (value == "sync") {
-          spec.drive.io_engine = IoEngine::kSync;
-        } else if (value == "async") {
-          spec.drive.io_engine = IoEngine::kAsync;
-        } else {
-          throw common::Error(where + ": engine must be sync or async, not \"" + value + "\"");
-        }
+        spec.drive.io_engine = either("sync", IoEngine::kSync, "async", IoEngine::kAsync);
       } else {
         bad();
       }

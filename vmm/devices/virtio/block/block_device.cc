@@ -19,13 +19,27 @@ struct BlockConfigSpace {
 static_assert(sizeof(BlockConfigSpace) == 16);
 
 // Where the status byte goes: the last byte of the chain's writable part
-// (the parser guarantees there is one for a request it lets execute).
+// (the parser guarantees one for every request it does not call malformed).
 GuestAddress status_address(const DescriptorChain& chain) {
   auto writable = chain.writable();
   for (auto it = writable.rbegin(); it != writable.rend(); ++it) {
     if (it->len) return it->addr + (it->len - 1);
   }
   return GuestAddress(0);
+}
+
+// The guest buffers a read fills or a write takes: the writable part of an
+// IN chain, the readable part after the header of an OUT chain.
+void data_iovecs(const GuestMemory& memory, const DescriptorChain& chain,
+                 const BlockRequest& request, std::vector<iovec>& out) {
+  out.clear();
+  if (request.type == kBlockTypeIn) {
+    ChainCursor(memory, chain.writable()).iovecs(request.data_len, out);
+  } else if (request.type == kBlockTypeOut) {
+    ChainCursor data(memory, chain.readable());
+    data.skip(kBlockHeaderSize);
+    data.iovecs(request.data_len, out);
+  }
 }
 
 bool is_transfer(uint32_t type) {
@@ -216,14 +230,7 @@ bool BlockDevice::submit_async(const DescriptorChain& chain, const BlockRequest&
   f.data_len = request.data_len;
   f.sector = request.sector;
   f.status = status_address(chain);
-  f.iov.clear();
-  if (request.type == kBlockTypeIn) {
-    ChainCursor(memory(), chain.writable()).iovecs(request.data_len, f.iov);
-  } else if (request.type == kBlockTypeOut) {
-    ChainCursor data(memory(), chain.readable());
-    data.skip(kBlockHeaderSize);
-    data.iovecs(request.data_len, f.iov);
-  }
+  data_iovecs(memory(), chain, request, f.iov);
   auto prepare = [&] {
     switch (request.type) {
       case kBlockTypeIn:
@@ -272,8 +279,7 @@ void BlockDevice::abandon_engine() {
                           " requests with a new ring");
   // Tearing the ring down drops what it never took and waits out the rest.
   engine_.reset();
-  for (InFlight& f : in_flight_) f.busy = false;
-  in_flight_count_ = 0;
+  release_all();
   submissions_queued_ = false;
   try {
     engine_ = std::make_unique<IoUringEngine>(static_cast<unsigned>(in_flight_.size()), completions_);
@@ -289,11 +295,22 @@ void BlockDevice::on_completions() {
   if (n && activated()) signal_used(0);
 }
 
-void BlockDevice::complete_async(uint64_t head, int32_t result) {
-  if (head >= in_flight_.size() || !in_flight_[head].busy) return;
-  InFlight& f = in_flight_[head];
-  f.busy = false;
+BlockDevice::InFlight* BlockDevice::release(uint64_t head) {
+  if (head >= in_flight_.size() || !in_flight_[head].busy) return nullptr;
+  in_flight_[head].busy = false;
   --in_flight_count_;
+  return &in_flight_[head];
+}
+
+void BlockDevice::release_all() {
+  for (InFlight& f : in_flight_) f.busy = false;
+  in_flight_count_ = 0;
+}
+
+void BlockDevice::complete_async(uint64_t head, int32_t result) {
+  InFlight* slot = release(head);
+  if (!slot) return;
+  const InFlight& f = *slot;
   int err = result < 0 ? result : 0;
   if (result >= 0 && f.type != kBlockTypeFlush && static_cast<uint32_t>(result) != f.data_len)
     err = -EIO;  // the file ended (or filled up) under the request
@@ -316,26 +333,22 @@ void BlockDevice::wait_in_flight(bool deliver) {
         [&](uint64_t tag, int32_t result) {
           if (deliver) {
             complete_async(tag, result);
-          } else if (tag < in_flight_.size() && in_flight_[tag].busy) {
-            in_flight_[tag].busy = false;
-            --in_flight_count_;
+          } else {
+            release(tag);
           }
         },
         /*wait=*/true);
     if (n == 0) {
       LOG_ERROR(logger(), name() + ": lost " + std::to_string(in_flight_count_) +
                               " io_uring completions");
-      for (InFlight& f : in_flight_) f.busy = false;
-      in_flight_count_ = 0;
+      release_all();
     }
   }
 }
 
 uint32_t BlockDevice::execute(const DescriptorChain& chain, const BlockRequest& request) {
-  ChainCursor status(memory(), chain.writable());
-  status.skip(chain.writable_len() - 1);
   auto finish = [&](uint8_t code, uint32_t data_written) {
-    status.write(std::span<const uint8_t>(&code, 1));
+    memory().write(status_address(chain), std::span<const uint8_t>(&code, 1));
     return data_written + 1;
   };
 
@@ -360,18 +373,13 @@ uint32_t BlockDevice::execute(const DescriptorChain& chain, const BlockRequest& 
   uint64_t start = now_us();
   switch (request.type) {
     case kBlockTypeIn:
-      iovecs_.clear();
-      ChainCursor(memory(), chain.writable()).iovecs(request.data_len, iovecs_);
+      data_iovecs(memory(), chain, request, iovecs_);
       err = disk_.read_at(iovecs_, request.offset());
       break;
-    case kBlockTypeOut: {
-      iovecs_.clear();
-      ChainCursor data(memory(), chain.readable());
-      data.skip(kBlockHeaderSize);
-      data.iovecs(request.data_len, iovecs_);
+    case kBlockTypeOut:
+      data_iovecs(memory(), chain, request, iovecs_);
       err = disk_.write_at(iovecs_, request.offset());
       break;
-    }
     case kBlockTypeFlush:
       err = disk_.read_only() ? 0 : disk_.flush();
       break;

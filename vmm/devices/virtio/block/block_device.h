@@ -104,6 +104,10 @@ class BlockDevice : public DeviceBase {
   // dropped (their chains are never used; the device is broken or resetting).
   void abandon_engine();
   void on_completions();
+  // Frees the slot of the chain `head` (nullptr when nothing is in flight
+  // there) and returns what it held; release_all() frees every slot.
+  InFlight* release(uint64_t head);
+  void release_all();
   void complete_async(uint64_t head, int32_t result);
   // Waits for every request in flight: completed into the used ring when
   // `deliver`, else dropped (a reset: the driver forgets them too).
